@@ -1,0 +1,331 @@
+"""CapsNet: the paper's MNIST network as a subclassed `keras.Model`."""
+
+import contextlib
+import math
+
+import keras
+from keras import ops
+
+from keras_caps import losses
+from keras_caps.activations import safe_norm
+from keras_caps.dense_capsule import DenseCapsule, check_routings
+from keras_caps.primary_capsule import PrimaryCapsule
+
+# PyTorch's default for Conv2d and Linear (kaiming_uniform with a=sqrt(5)):
+# U(-1/sqrt(fan_in), 1/sqrt(fan_in)). See BENCHMARKS.md for why it is ours too.
+TORCH_UNIFORM = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1.0 / 3.0, "mode": "fan_in", "distribution": "uniform"},
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
+class CapsNet(keras.Model):
+    """Capsule network with dynamic routing and a reconstruction decoder.
+
+    Conv2D(`conv_filters`, `conv_kernel_size`, ReLU) -> PrimaryCapsule
+    (`primary_channels` x `primary_dim`D, `primary_kernel_size`, stride
+    `primary_strides`) -> DenseCapsule(`classes` x `digit_dim`D, `routings`) ->
+    capsule lengths. The decoder (Dense `decoder_units`, then one sigmoid unit
+    per pixel) reconstructs the image from the digit capsules, all zeroed but
+    the true class's while training and the longest one's otherwise.
+
+    The loss is the margin loss plus `lam_recon` times the mean squared
+    reconstruction error; `compile()` takes no `loss`. `fit`, `evaluate` and
+    callbacks see `loss`, `margin_loss`, `reconstruction_loss` and `accuracy`.
+    Labels may be integer class ids `(batch,)` or one-hot `(batch, classes)`.
+
+    Args:
+        input_shape: image shape `(height, width, channels)`; images are floats
+            in [0, 1].
+        classes: number of classes (>= 2).
+        routings: routing iterations (>= 1).
+        conv_filters, conv_kernel_size: the first convolution (256, 9).
+        primary_channels, primary_dim, primary_kernel_size, primary_strides:
+            the primary capsules (32, 8, 9, 2).
+        digit_dim: components per class capsule (16).
+        decoder_units: hidden sizes of the decoder ((512, 1024)).
+        lam_recon: weight of the reconstruction error (0.392 = 0.0005 * 784).
+        m_plus, m_minus, down_weight: margin-loss constants (0.9, 0.1, 0.5).
+        kernel_initializer: for the convolutions and the decoder; the default
+            is PyTorch's, as in the reference.
+
+    Call:
+        `model(images)` and `model.predict(images)` return the class scores
+        (capsule lengths, float32, `(batch, classes)`). `model.forward(images)`
+        returns a dict with `scores`, `capsules` and `reconstruction`;
+        `model.reconstruct(images, labels=None)` just the reconstruction.
+
+    Example:
+    >>> model = CapsNet(input_shape=(28, 28, 1), classes=10, routings=3)
+    >>> model.compile(optimizer="adam")
+    >>> model.fit(x_train, y_train, batch_size=100, epochs=1)
+    >>> scores = model.predict(x_test)
+    """
+
+    def __init__(
+        self,
+        input_shape=(28, 28, 1),
+        classes=10,
+        routings=3,
+        conv_filters=256,
+        conv_kernel_size=9,
+        primary_channels=32,
+        primary_dim=8,
+        primary_kernel_size=9,
+        primary_strides=2,
+        digit_dim=16,
+        decoder_units=(512, 1024),
+        lam_recon=losses.LAM_RECON,
+        m_plus=losses.M_PLUS,
+        m_minus=losses.M_MINUS,
+        down_weight=losses.DOWN_WEIGHT,
+        kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape):
+            raise ValueError(
+                "CapsNet: `input_shape` must be (height, width, channels) of "
+                f"positive integers, got {input_shape!r}."
+            )
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+            raise ValueError(f"CapsNet: `classes` must be an integer >= 2, got {classes!r}.")
+        self.image_shape = input_shape
+        self.classes = classes
+        self.routings = check_routings(routings)
+        self.conv_filters = conv_filters
+        self.conv_kernel_size = conv_kernel_size
+        self.primary_channels = primary_channels
+        self.primary_dim = primary_dim
+        self.primary_kernel_size = primary_kernel_size
+        self.primary_strides = primary_strides
+        self.digit_dim = digit_dim
+        self.decoder_units = tuple(decoder_units)
+        self.lam_recon = float(lam_recon)
+        self.m_plus = float(m_plus)
+        self.m_minus = float(m_minus)
+        self.down_weight = float(down_weight)
+        if kernel_initializer is None:
+            kernel_initializer = TORCH_UNIFORM
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+        def init():
+            # One initializer object per layer: shared ones would repeat draws.
+            return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
+
+        policy = self.dtype_policy
+        self.conv1 = keras.layers.Conv2D(
+            conv_filters, conv_kernel_size, activation="relu",
+            kernel_initializer=init(), dtype=policy, name="conv1",
+        )
+        self.primary_caps = PrimaryCapsule(
+            num_channels=primary_channels, dim_capsule=primary_dim,
+            kernel_size=primary_kernel_size, strides=primary_strides,
+            kernel_initializer=init(), dtype=policy, name="primary_caps",
+        )
+        self.digit_caps = DenseCapsule(
+            num_capsule=classes, dim_capsule=digit_dim, routings=routings,
+            dtype=policy, name="digit_caps",
+        )
+        self.decoder_layers = [
+            keras.layers.Dense(units, activation="relu", kernel_initializer=init(),
+                               dtype=policy, name=f"decoder_{i}")
+            for i, units in enumerate(self.decoder_units)
+        ]
+        # Sigmoid output kept in float32 under mixed precision.
+        self.decoder_layers.append(
+            keras.layers.Dense(math.prod(input_shape), activation="sigmoid",
+                               kernel_initializer=init(), dtype="float32",
+                               name="decoder_output")
+        )
+        self.margin_loss_tracker = keras.metrics.Mean(name="margin_loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.accuracy_tracker = keras.metrics.CategoricalAccuracy(name="accuracy")
+        # True inside fit/evaluate: call() then also returns the capsules the
+        # loss decodes, so nothing is computed twice.
+        self._loss_outputs = False
+        self.build((None,) + input_shape)
+
+    # ----------------------------------------------------------------- build
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        self._check_image_shape(input_shape)
+        self.conv1.build(input_shape)
+        shape = self.conv1.compute_output_shape(input_shape)
+        self.primary_caps.build(shape)
+        shape = self.primary_caps.compute_output_shape(shape)
+        if shape[1] is None or shape[1] < 1:
+            raise ValueError(
+                f"CapsNet: input_shape {self.image_shape} is too small for a "
+                f"{self.conv_kernel_size}x{self.conv_kernel_size} convolution "
+                f"followed by {self.primary_kernel_size}x{self.primary_kernel_size} "
+                "primary capsules."
+            )
+        self.digit_caps.build(shape)
+        shape = (None, self.classes * self.digit_dim)
+        for layer in self.decoder_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def _check_image_shape(self, shape):
+        if len(shape) != 4 or tuple(shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"CapsNet expects images of shape (batch, {', '.join(map(str, self.image_shape))}) "
+                f"(batch, height, width, channels); got {tuple(shape)}."
+            )
+
+    # ----------------------------------------------------------------- forward
+    def encode(self, images):
+        """Digit capsules, float32 `(batch, classes, digit_dim)`."""
+        images = ops.convert_to_tensor(images)
+        self._check_image_shape(images.shape)
+        if not ("float" in str(images.dtype)):
+            raise ValueError(
+                f"CapsNet expects float images scaled to [0, 1]; got dtype "
+                f"{images.dtype}. Convert with `images.astype('float32') / 255`."
+            )
+        x = self.conv1(images)
+        x = self.primary_caps(x)
+        return self.digit_caps(x)
+
+    def decode(self, capsules, labels=None):
+        """Reconstruction from the capsules, masked by `labels` or else by the longest capsule."""
+        if labels is None:
+            mask = ops.one_hot(ops.argmax(safe_norm(capsules), axis=-1), self.classes)
+        else:
+            mask = self.one_hot(labels)
+        masked = capsules * ops.cast(mask, capsules.dtype)[:, :, None]
+        x = ops.reshape(masked, (ops.shape(capsules)[0], self.classes * self.digit_dim))
+        for layer in self.decoder_layers:
+            x = layer(x)
+        return ops.reshape(x, (-1,) + self.image_shape)
+
+    def forward(self, images, labels=None):
+        """Everything at once: a dict of `scores`, `capsules` and `reconstruction`."""
+        capsules = self.encode(images)
+        return {
+            "scores": safe_norm(capsules),
+            "capsules": capsules,
+            "reconstruction": self.decode(capsules, labels),
+        }
+
+    def reconstruct(self, images, labels=None):
+        """Reconstructed images, `(batch,) + input_shape`, float32 in [0, 1]."""
+        return self.decode(self.encode(images), labels)
+
+    def call(self, inputs, training=None):
+        capsules = self.encode(inputs)
+        scores = safe_norm(capsules)
+        if self._loss_outputs:
+            return {"scores": scores, "capsules": capsules}
+        return scores
+
+    def compute_output_spec(self, inputs, training=None):
+        scores = keras.KerasTensor((inputs.shape[0], self.classes), dtype="float32")
+        if self._loss_outputs:
+            capsules = keras.KerasTensor(
+                (inputs.shape[0], self.classes, self.digit_dim), dtype="float32")
+            return {"scores": scores, "capsules": capsules}
+        return scores
+
+    def one_hot(self, labels):
+        """Integer labels `(batch,)`/`(batch, 1)` or one-hot `(batch, classes)` to one-hot float32."""
+        labels = ops.convert_to_tensor(labels)
+        if len(labels.shape) == 2 and labels.shape[-1] == self.classes:
+            return ops.cast(labels, "float32")
+        if len(labels.shape) > 2 or (len(labels.shape) == 2 and labels.shape[-1] != 1):
+            raise ValueError(
+                f"CapsNet: labels must be class ids of shape (batch,) or one-hot of "
+                f"shape (batch, {self.classes}); got shape {tuple(labels.shape)}."
+            )
+        return ops.one_hot(ops.reshape(ops.cast(labels, "int32"), (-1,)), self.classes)
+
+    # ----------------------------------------------------------------- training
+    @contextlib.contextmanager
+    def _emitting_loss_outputs(self):
+        previous, self._loss_outputs = self._loss_outputs, True
+        try:
+            yield
+        finally:
+            self._loss_outputs = previous
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        if loss is not None:
+            raise ValueError(
+                "CapsNet computes its own loss (margin loss + lam_recon x "
+                "reconstruction error): call compile() without `loss`, and set "
+                "`lam_recon`, `m_plus`, `m_minus` or `down_weight` on the model."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        with self._emitting_loss_outputs():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with self._emitting_loss_outputs():
+            return super().evaluate(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        with self._emitting_loss_outputs():
+            return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        with self._emitting_loss_outputs():
+            return super().test_on_batch(*args, **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not isinstance(y_pred, dict):
+            raise ValueError(
+                "CapsNet.compute_loss needs the capsules: pass `model.forward(x)` "
+                "(or call it from fit/evaluate), not the scores alone."
+            )
+        if y is None:
+            raise ValueError("CapsNet needs labels to compute its loss; got y=None.")
+        y_onehot = self.one_hot(y)
+        # Masked by the true class while training, by the prediction otherwise,
+        # as the reference's train and test loops do.
+        reconstruction = self.decode(y_pred["capsules"], y_onehot if training else None)
+        margin = losses.weighted_mean(
+            losses.margin_loss(y_onehot, y_pred["scores"], self.m_plus, self.m_minus, self.down_weight),
+            sample_weight)
+        recon = losses.weighted_mean(losses.reconstruction_loss(x, reconstruction), sample_weight)
+        # Weighted by batch size, like Keras's own `loss` tracker.
+        batch = ops.shape(x)[0]
+        self.margin_loss_tracker.update_state(margin, sample_weight=batch)
+        self.reconstruction_loss_tracker.update_state(recon, sample_weight=batch)
+        total = margin + self.lam_recon * recon
+        for extra in self.losses:
+            total = total + ops.cast(ops.sum(extra), "float32")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        scores = y_pred["scores"] if isinstance(y_pred, dict) else y_pred
+        self.accuracy_tracker.update_state(self.one_hot(y), scores, sample_weight=sample_weight)
+        return super().compute_metrics(x, y, scores, sample_weight)
+
+    # ----------------------------------------------------------------- config
+    def get_config(self):
+        return {
+            "name": self.name,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "input_shape": list(self.image_shape),
+            "classes": self.classes,
+            "routings": self.routings,
+            "conv_filters": self.conv_filters,
+            "conv_kernel_size": self.conv_kernel_size,
+            "primary_channels": self.primary_channels,
+            "primary_dim": self.primary_dim,
+            "primary_kernel_size": self.primary_kernel_size,
+            "primary_strides": self.primary_strides,
+            "digit_dim": self.digit_dim,
+            "decoder_units": list(self.decoder_units),
+            "lam_recon": self.lam_recon,
+            "m_plus": self.m_plus,
+            "m_minus": self.m_minus,
+            "down_weight": self.down_weight,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
