@@ -152,10 +152,13 @@ class CapsNet(keras.Model):
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         self._check_image_shape(input_shape)
-        self.conv1.build(input_shape)
-        shape = self.conv1.compute_output_shape(input_shape)
-        self.primary_caps.build(shape)
-        shape = self.primary_caps.compute_output_shape(shape)
+        try:
+            self.conv1.build(input_shape)
+            shape = self.conv1.compute_output_shape(input_shape)
+            self.primary_caps.build(shape)
+            shape = self.primary_caps.compute_output_shape(shape)
+        except ValueError:
+            shape = (None, None)
         if shape[1] is None or shape[1] < 1:
             raise ValueError(
                 f"CapsNet: input_shape {self.image_shape} is too small for a "
@@ -260,6 +263,15 @@ class CapsNet(keras.Model):
                 "`lam_recon`, `m_plus`, `m_minus` or `down_weight` on the model."
             )
         super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips a custom compile() when loading; ours takes the same
+        # arguments, so restore it (and the optimizer state after it).
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("loss", None)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def fit(self, *args, **kwargs):
         with self._emitting_loss_outputs():

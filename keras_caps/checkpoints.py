@@ -1,0 +1,133 @@
+"""Crash-safe run directories: atomic writes, per-epoch checkpoints, resume."""
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+
+CHECKPOINT_DIR = "checkpoints"
+_EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.keras$")
+MIN_FREE_BYTES = 256 << 20
+
+
+def atomic_write_bytes(path, data):
+    """Writes `data` to `path` via a temporary file and a rename: never half-written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_json(path, obj):
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_write_csv(path, rows):
+    """Rows are dicts; the header is the union of their keys, `epoch` first."""
+    keys = sorted({k for row in rows for k in row} - {"epoch"})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["epoch"] + keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` through a temporary `.keras` file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def check_writable(save_dir, min_free=MIN_FREE_BYTES):
+    """Creates `save_dir` and makes sure a run can write there, before any training."""
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        atomic_write_bytes(os.path.join(save_dir, ".write-test"), b"ok")
+        os.remove(os.path.join(save_dir, ".write-test"))
+    except OSError as error:
+        raise OSError(f"--save_dir {save_dir} is not writable: {error.strerror or error}.") from None
+    free = shutil.disk_usage(save_dir).free
+    if free < min_free:
+        raise OSError(
+            f"--save_dir {save_dir}: only {free >> 20} MiB free; a run needs at least "
+            f"{min_free >> 20} MiB for its checkpoints."
+        )
+
+
+def latest_checkpoint(save_dir):
+    """`(epochs_done, path)` of the newest per-epoch checkpoint, or `(0, None)`."""
+    folder = os.path.join(save_dir, CHECKPOINT_DIR)
+    if not os.path.isdir(folder):
+        return 0, None
+    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _EPOCH_FILE.match(name))]
+    if not found:
+        return 0, None
+    epoch, name = max(found)
+    return epoch, os.path.join(folder, name)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """At each epoch's end: the epoch checkpoint (with optimizer state), the
+    best model by `monitor`, `history.json` and `log.csv`, each written
+    atomically. A run killed at any moment resumes from the last whole epoch.
+    """
+
+    def __init__(self, save_dir, history=None, monitor="val_accuracy", keep=2):
+        super().__init__()
+        self.save_dir = save_dir
+        self.history = list(history or [])
+        self.monitor = monitor
+        self.keep = keep
+        values = [row[monitor] for row in self.history if monitor in row]
+        self.best = max(values) if values else None
+        os.makedirs(os.path.join(save_dir, CHECKPOINT_DIR), exist_ok=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        done = epoch + 1
+        folder = os.path.join(self.save_dir, CHECKPOINT_DIR)
+        save_model_atomic(self.model, os.path.join(folder, f"epoch-{done:04d}.keras"))
+        value = logs.get(self.monitor)
+        if value is not None and (self.best is None or value > self.best):
+            self.best = value
+            save_model_atomic(self.model, os.path.join(self.save_dir, "best.keras"))
+        self.history = [row for row in self.history if row["epoch"] < done] + [{"epoch": done, **logs}]
+        atomic_write_json(os.path.join(self.save_dir, "history.json"), self.history)
+        atomic_write_csv(os.path.join(self.save_dir, "log.csv"), self.history)
+        for old, name in sorted(
+            (int(m.group(1)), n) for n in os.listdir(folder) if (m := _EPOCH_FILE.match(n))
+        )[: -self.keep]:
+            os.remove(os.path.join(folder, name))
+
+
+def remove_temporaries(save_dir):
+    """Deletes `.tmp-*` files a killed run may have left behind."""
+    for folder in (save_dir, os.path.join(save_dir, CHECKPOINT_DIR)):
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if name.startswith(".tmp-"):
+                    os.remove(os.path.join(folder, name))

@@ -1,0 +1,143 @@
+"""Input pipelines: TFDS by default, local IDX files with `data_dir`.
+
+Both sources end in the same tf.data pipeline: scale to [0, 1], shuffle,
+random shift with zero padding (training only), batch, prefetch.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_caps.idx import DataError, load_mnist_idx
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Data sets the IDX reader serves: both ship as the same four MNIST-format files.
+IDX_DATASETS = ("mnist", "fashion_mnist")
+
+
+@dataclasses.dataclass
+class DataInfo:
+    """What the model needs to know about a data set."""
+
+    name: str
+    image_shape: tuple
+    classes: int
+    train_size: int
+    test_size: int
+    source: str
+
+
+def shift_images(images, max_shift, seed=None):
+    """Shifts each image of a batch by up to `max_shift` pixels per axis, filling with 0.
+
+    Args:
+        images: float tensor `(batch, height, width, channels)`.
+        max_shift: largest shift in pixels (0 returns `images`).
+    """
+    if max_shift <= 0:
+        return images
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+    offsets = tf.random.uniform((batch, 2), 0, 2 * max_shift + 1, dtype=tf.int32, seed=seed)
+    rows = offsets[:, 0:1] + tf.range(height)[None, :]  # (batch, height)
+    cols = offsets[:, 1:2] + tf.range(width)[None, :]  # (batch, width)
+    picked = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(picked, cols, axis=2, batch_dims=1)
+
+
+def check_arrays(images, labels, classes, where):
+    """Clear errors for arrays a model cannot train on (NaN, wrong rank, bad labels)."""
+    if images.ndim != 4:
+        raise DataError(f"{where}: images must be (count, height, width, channels), got {images.shape}.")
+    if len(images) != len(labels):
+        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels.")
+    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        raise DataError(f"{where}: images contain NaN or Inf values.")
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise DataError(f"{where}: labels must lie in [0, {classes}), found {labels.min()}..{labels.max()}.")
+
+
+def load_arrays(dataset="mnist", data_dir=None, tfds_data_dir=None):
+    """Returns `((x_train, y_train), (x_test, y_test), info)` as numpy arrays.
+
+    Images are uint8 `(n, height, width, channels)`, labels int64. With
+    `data_dir`, reads the four MNIST-format IDX files there; otherwise loads
+    `dataset` from TFDS (downloading it when online).
+    """
+    if data_dir:
+        if dataset not in IDX_DATASETS:
+            raise DataError(
+                f"--data_dir reads MNIST-format IDX files ({', '.join(IDX_DATASETS)}); "
+                f"dataset {dataset!r} comes from TFDS: drop --data_dir."
+            )
+        (x_train, y_train), (x_test, y_test) = load_mnist_idx(data_dir)
+        x_train, x_test = x_train[..., None], x_test[..., None]
+        source = f"idx:{data_dir}"
+        classes = 10
+    else:
+        (x_train, y_train), (x_test, y_test), classes = _load_tfds(dataset, tfds_data_dir)
+        source = "tfds"
+    for images, labels, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        check_arrays(images, labels, classes, f"{dataset} {split}")
+    info = DataInfo(
+        name=dataset,
+        image_shape=tuple(int(d) for d in x_train.shape[1:]),
+        classes=classes,
+        train_size=len(x_train),
+        test_size=len(x_test),
+        source=source,
+    )
+    return (x_train, y_train), (x_test, y_test), info
+
+
+def _load_tfds(dataset, tfds_data_dir=None):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(dataset, data_dir=tfds_data_dir)
+    except Exception as error:  # DatasetNotFoundError and friends
+        raise DataError(
+            f"Unknown dataset {dataset!r}: not a TFDS data set "
+            f"(for example mnist, fashion_mnist, cifar10). TFDS said: {error}"
+        ) from None
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise DataError(f"TFDS data set {dataset!r} is not an image classification set (needs 'image' and 'label').")
+    classes = int(features["label"].num_classes)
+    try:
+        builder.download_and_prepare()
+        splits = tfds.as_numpy(builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True))
+    except Exception as error:
+        raise DataError(
+            f"Could not load {dataset!r} from TFDS ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). Without network access, "
+            "download the four MNIST-format IDX files and pass --data_dir DIR."
+        ) from None
+    (x_train, y_train), (x_test, y_test) = splits
+    if x_train.ndim == 3:
+        x_train, x_test = x_train[..., None], x_test[..., None]
+    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64)), classes
+
+
+def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False):
+    """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
+
+    The uint8 arrays are held in memory and scaled per batch; training data is
+    shuffled each epoch and shifted by up to `shift_pixels` pixels.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=False)
+
+    def scale(x, y):
+        x = tf.cast(x, tf.float32) / 255.0
+        if training and shift_pixels:
+            x = shift_images(x, shift_pixels, seed=seed)
+        return x, y
+
+    return ds.map(scale, num_parallel_calls=AUTOTUNE, deterministic=seed is not None).prefetch(AUTOTUNE)

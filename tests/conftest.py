@@ -1,0 +1,19 @@
+import os
+import sys
+
+# The tests import `keras_caps` and `tests.helpers` from a plain checkout.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts with float32, a fixed seed and a clear session."""
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+    keras.backend.clear_session()

@@ -1,0 +1,164 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_caps import CapsNet
+
+SMALL = dict(conv_filters=16, conv_kernel_size=3, primary_channels=4, primary_dim=4,
+             primary_kernel_size=3, digit_dim=8, decoder_units=(32, 64))
+
+
+def toy_data(n=96, classes=3, size=12, seed=0):
+    """Class k: a bright square in the k-th corner, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.uniform(0, 0.2, (n, size, size, 1)).astype("float32")
+    corners = [(1, 1), (1, size - 6), (size - 6, 1), (size - 6, size - 6)]
+    for i, label in enumerate(y):
+        r, c = corners[label]
+        x[i, r:r + 5, c:c + 5] = 1.0
+    return x, y
+
+
+def small_model(classes=3, routings=3, **kw):
+    return CapsNet(input_shape=(12, 12, 1), classes=classes, routings=routings, **{**SMALL, **kw})
+
+
+@pytest.mark.parametrize("routings", [1, 2, 3])
+@pytest.mark.parametrize("classes", [3, 10])
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3)])
+def test_paper_sized_shapes(routings, classes, input_shape):
+    model = CapsNet(input_shape=input_shape, classes=classes, routings=routings)
+    for batch in (1, 7):
+        x = np.random.rand(batch, *input_shape).astype("float32")
+        out = model.forward(x)
+        assert tuple(model(x).shape) == (batch, classes)
+        assert tuple(out["capsules"].shape) == (batch, classes, 16)
+        assert tuple(out["reconstruction"].shape) == (batch,) + input_shape
+    caps = (input_shape[0] - 8 - 8 + 1) // 2 + (1 if (input_shape[0] - 16) % 2 else 0)
+    assert tuple(model.digit_caps.kernel.shape) == (classes, caps * caps * 32, 16, 8)
+
+
+def test_fit_lowers_loss_and_reports_parts():
+    x, y = toy_data()
+    model = small_model()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    before = model.evaluate(x, y, verbose=0, return_dict=True)
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0, validation_data=(x, y))
+    after = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(after) == {"loss", "margin_loss", "reconstruction_loss", "accuracy"}
+    assert after["loss"] < 0.7 * before["loss"]
+    assert after["accuracy"] > 0.9
+    assert after["loss"] == pytest.approx(after["margin_loss"] + 0.392 * after["reconstruction_loss"], rel=1e-4)
+    assert {"val_accuracy", "val_margin_loss", "val_reconstruction_loss"} <= set(history.history)
+    scores = model.predict(x, verbose=0)
+    assert scores.shape == (len(x), 3) and scores.dtype == np.float32
+
+
+def test_one_hot_labels_train_like_integer_labels():
+    x, y = toy_data(48)
+    losses = []
+    for labels in (y, np.eye(3, dtype="float32")[y]):
+        keras.utils.set_random_seed(7)
+        model = small_model()
+        model.compile(optimizer="adam")
+        losses.append(model.fit(x, labels, batch_size=16, epochs=1, verbose=0, shuffle=False).history["loss"])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_decoder_masks_by_label_or_longest_capsule():
+    model = small_model()
+    rng = np.random.default_rng(0)
+    caps = rng.normal(size=(4, 3, 8)).astype("float32")
+    labels = np.array([0, 2, 1, 2])
+    only_true = caps * np.eye(3, dtype="float32")[labels][:, :, None]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.decode(caps, labels)),
+        keras.ops.convert_to_numpy(model.decode(only_true, labels)), rtol=1e-6, atol=1e-7)
+    longest = np.argmax(np.linalg.norm(caps, axis=-1), axis=-1)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.decode(caps)),
+        keras.ops.convert_to_numpy(model.decode(caps, longest)), rtol=1e-6, atol=1e-7)
+    other = (longest + 1) % 3
+    assert np.abs(keras.ops.convert_to_numpy(model.decode(caps, other))
+                  - keras.ops.convert_to_numpy(model.decode(caps))).max() > 1e-3
+    x, _ = toy_data(4)
+    assert tuple(model.reconstruct(x).shape) == (4, 12, 12, 1)
+
+
+def test_save_load_keras_and_weights(tmp_path):
+    x, y = toy_data(32)
+    model = small_model(routings=2, lam_recon=0.5)
+    model.compile(optimizer="adam")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)  # no custom_objects
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+    assert (loaded.routings, loaded.lam_recon) == (2, 0.5)
+    # The optimizer state comes back too: the next step is the same step.
+    a = model.train_on_batch(x[:16], y[:16], return_dict=True)["loss"]
+    b = loaded.train_on_batch(x[:16], y[:16], return_dict=True)["loss"]
+    assert a == pytest.approx(b, rel=1e-5)
+
+    weights = os.path.join(tmp_path, "m.weights.h5")
+    model.save_weights(weights)
+    fresh = small_model(routings=2)
+    fresh.load_weights(weights)
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+def test_get_config_from_config():
+    model = small_model(routings=1, classes=4, m_plus=0.95)
+    clone = CapsNet.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert clone.count_params() == model.count_params()
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_fit_has_no_nan(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    x, y = toy_data(64)
+    model = small_model()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    scores = model.predict(x, verbose=0)
+    assert scores.dtype == np.float32 and np.isfinite(scores).all()
+
+
+def test_bad_inputs_are_clear_errors():
+    model = small_model()
+    with pytest.raises(ValueError, match=r"expects images of shape \(batch, 12, 12, 1\)"):
+        model(np.zeros((2, 12, 12), "float32"))
+    with pytest.raises(ValueError, match="expects images of shape"):
+        model(np.zeros((2, 12, 12, 3), "float32"))
+    with pytest.raises(ValueError, match="expects images of shape"):
+        model(np.zeros((2, 14, 14, 1), "float32"))
+    with pytest.raises(ValueError, match="float images scaled to"):
+        model(np.zeros((2, 12, 12, 1), "uint8"))
+    with pytest.raises(ValueError, match="routings"):
+        small_model(routings=0)
+    with pytest.raises(ValueError, match="classes"):
+        small_model(classes=1)
+    with pytest.raises(ValueError, match="too small"):
+        CapsNet(input_shape=(12, 12, 1))
+    with pytest.raises(ValueError, match="own loss"):
+        small_model().compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="one-hot"):
+        small_model().one_hot(np.zeros((2, 5)))
+
+
+def test_nan_images_give_nan_scores():
+    """Documented behaviour: NaN pixels propagate to NaN scores (no silent number)."""
+    model = small_model()
+    x = np.random.rand(3, 12, 12, 1).astype("float32")
+    x[1, 5, 5, 0] = np.nan
+    scores = keras.ops.convert_to_numpy(model(x))
+    assert np.isnan(scores[1]).all()
+    assert np.isfinite(scores[[0, 2]]).all()

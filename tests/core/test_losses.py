@@ -1,0 +1,49 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_caps import CapsNet, MarginLoss, margin_loss, reconstruction_loss
+from tests.helpers import np_caps_loss
+
+
+def test_margin_and_reconstruction_match_reference():
+    rng = np.random.default_rng(0)
+    y = np.eye(10)[rng.integers(0, 10, 8)]
+    lengths = rng.uniform(0, 1, (8, 10))
+    x, x_recon = rng.uniform(0, 1, (8, 28, 28, 1)), rng.uniform(0, 1, (8, 28, 28, 1))
+    margin = keras.ops.convert_to_numpy(margin_loss(y, lengths)).mean()
+    recon = keras.ops.convert_to_numpy(reconstruction_loss(x, x_recon)).mean()
+    np.testing.assert_allclose(margin + 0.392 * recon, np_caps_loss(y, lengths, x, x_recon, 0.392), rtol=1e-5)
+    np.testing.assert_allclose(margin, np_caps_loss(y, lengths, x, x, 0.0), rtol=1e-5)
+
+
+def test_margin_loss_known_values():
+    # Right class at length 0.9 and others at 0.1 cost nothing.
+    assert float(keras.ops.sum(margin_loss([[0, 1.0]], [[0.1, 0.9]]))) == 0.0
+    # Present class at 0.4: (0.9-0.4)^2; absent at 0.6: 0.5*(0.6-0.1)^2.
+    value = float(keras.ops.sum(margin_loss([[1.0, 0]], [[0.4, 0.6]])))
+    assert value == pytest.approx(0.25 + 0.125, rel=1e-6)
+
+
+def test_margin_loss_as_keras_loss_round_trips():
+    loss = MarginLoss(m_plus=0.8)
+    clone = MarginLoss.from_config(loss.get_config())
+    y, p = np.eye(3)[[0, 2]], np.array([[0.5, 0.2, 0.3], [0.1, 0.1, 0.95]])
+    assert float(clone(y, p)) == pytest.approx(float(loss(y, p)))
+    assert clone.m_plus == 0.8
+
+
+def test_capsnet_loss_equals_reference_caps_loss():
+    """The model's total loss is the seed's caps_loss on its own outputs."""
+    model = CapsNet(input_shape=(28, 28, 1), classes=10, conv_filters=16, primary_channels=4)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (5, 28, 28, 1)).astype("float32")
+    labels = rng.integers(0, 10, 5)
+    y = np.eye(10)[labels]
+    out = model.forward(x, labels)
+    with model._emitting_loss_outputs():
+        pred = model(x)
+    loss = float(model.compute_loss(x, labels, pred, training=True))
+    expected = np_caps_loss(y, keras.ops.convert_to_numpy(out["scores"]).astype("float64"), x,
+                            keras.ops.convert_to_numpy(out["reconstruction"]).astype("float64"), 0.392)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)

@@ -1,0 +1,243 @@
+"""Train CapsNet (Sabour et al. 2017) on MNIST and friends.
+
+    python train.py --routings 3                       # TFDS mnist (downloads when online)
+    python train.py --data_dir ../shared/data/mnist    # the four local IDX files
+    python train.py --testing --weights runs/capsnet/best.keras --data_dir DIR
+
+A run leaves in --save_dir: best.keras (by validation accuracy), final.keras,
+checkpoints/epoch-NNNN.keras (with optimizer state, for --resume), log.csv,
+history.json, tensorboard/, metrics.json and PNG figures.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("routings", 3, "Routing iterations of the digit capsules (>= 1).")
+flags.DEFINE_integer("epochs", 50, "Epochs to train (>= 1).")
+flags.DEFINE_integer("batch_size", 100, "Batch size (>= 1).")
+flags.DEFINE_float("lr", 0.001, "Initial Adam learning rate (> 0).")
+flags.DEFINE_float("lr_decay", 0.9, "Learning rate multiplier per epoch: lr * lr_decay**epoch (0 < d <= 1).")
+flags.DEFINE_float("lam_recon", 0.392, "Weight of the mean squared reconstruction error (0.0005 * 784).")
+flags.DEFINE_integer("shift_pixels", 2, "Random shift of training images, up to this many pixels (0 = none).")
+flags.DEFINE_string("dataset", "mnist", "TFDS image classification data set (mnist, fashion_mnist, cifar10, ...).")
+flags.DEFINE_string("data_dir", None, "Folder with the four MNIST-format IDX files (.gz or raw); TFDS if unset.")
+flags.DEFINE_string("save_dir", "runs/capsnet", "Folder for models, logs, checkpoints and figures.")
+flags.DEFINE_bool("testing", False, "Evaluate --weights on the test set and draw figures; no training.")
+flags.DEFINE_string("weights", None, "A .keras model or .weights.h5 file: evaluated with --testing, else trained further.")
+flags.DEFINE_enum("mixed_precision", "auto", ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                  "Dtype policy. auto: mixed_float16 on GPU, mixed_bfloat16 on CPUs with bf16, else float32.")
+flags.DEFINE_integer("seed", None, "Random seed for weights, shuffling and shifts (unset: random).")
+flags.DEFINE_integer("steps_per_epoch", None, "Batches per epoch (default: one pass over the training set).")
+flags.DEFINE_bool("resume", False, "Continue from the last completed epoch in --save_dir (also automatic when "
+                  "--save_dir holds checkpoints of an interrupted run).")
+flags.DEFINE_float("val_split", 0.0, "Share of the training set held out for validation and best-model "
+                   "selection; 0 validates on the test set, as the PyTorch reference does.")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+
+flags.register_validator("routings", lambda v: v >= 1, "--routings must be >= 1.")
+flags.register_validator("epochs", lambda v: v >= 1, "--epochs must be >= 1.")
+flags.register_validator("batch_size", lambda v: v >= 1, "--batch_size must be >= 1.")
+flags.register_validator("lr", lambda v: v > 0 and math.isfinite(v), "--lr must be a positive number.")
+flags.register_validator("lr_decay", lambda v: 0 < v <= 1, "--lr_decay must lie in (0, 1].")
+flags.register_validator("lam_recon", lambda v: v >= 0 and math.isfinite(v), "--lam_recon must be >= 0.")
+flags.register_validator("shift_pixels", lambda v: v >= 0, "--shift_pixels must be >= 0.")
+flags.register_validator("steps_per_epoch", lambda v: v is None or v >= 1, "--steps_per_epoch must be >= 1.")
+flags.register_validator("val_split", lambda v: 0 <= v < 1, "--val_split must lie in [0, 1).")
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on; the message says why."""
+
+
+def _split_validation(train, fraction, seed):
+    import numpy as np
+
+    x, y = train
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = max(1, int(round(len(x) * fraction)))
+    val, keep = order[:n_val], order[n_val:]
+    return (x[keep], y[keep]), (x[val], y[val])
+
+
+def _load_model(path):
+    import keras
+
+    import keras_caps  # noqa: F401  (registers the classes for deserialization)
+
+    if not os.path.isfile(path):
+        raise TrainingError(f"--weights {path}: no such file.")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:
+        raise TrainingError(f"--weights {path}: not a loadable Keras model ({type(error).__name__}: {error}).") from None
+
+
+class StopOnNaN(__import__("keras").callbacks.Callback):
+    """Stops at the first non-finite loss; the last epoch checkpoint stays as it was."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_batch = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_batch = batch
+            self.model.stop_training = True
+
+
+def _figures(model, history, x_test, save_dir):
+    from keras_caps import figures
+
+    paths = {}
+    if history:
+        paths["curves"] = os.path.join(save_dir, "training_curves.png")
+        figures.plot_history(history, paths["curves"])
+    paths["reconstructions"] = os.path.join(save_dir, "reconstructions.png")
+    figures.plot_reconstructions(model, x_test[:50], paths["reconstructions"])
+    paths["manipulate_latent"] = os.path.join(save_dir, "manipulate_latent.png")
+    figures.plot_manipulated_latent(model, x_test[0], paths["manipulate_latent"])
+    return paths
+
+
+def run(argv_flags):
+    import keras
+    import numpy as np
+
+    from keras_caps import CapsNet, checkpoints
+    from keras_caps.data import load_arrays, make_dataset
+    from keras_caps.precision import resolve_policy
+
+    f = argv_flags
+    save_dir = f.save_dir
+    checkpoints.check_writable(save_dir)
+    checkpoints.remove_temporaries(save_dir)
+    if f.seed is not None:
+        keras.utils.set_random_seed(f.seed)
+    policy = resolve_policy(f.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+
+    train, test, info = load_arrays(f.dataset, f.data_dir)
+    if f.val_split:
+        train, val = _split_validation(train, f.val_split, f.seed)
+    else:
+        val = test
+    x_test = test[0].astype("float32") / 255.0
+
+    done, ckpt_path = checkpoints.latest_checkpoint(save_dir)
+    history = []
+    if f.testing:
+        if not f.weights:
+            raise TrainingError("--testing needs --weights (a .keras model saved by a run).")
+        model = _load_model(f.weights)
+    elif done and ckpt_path:
+        if not f.resume:
+            print(f"{save_dir} holds an interrupted run ({done} epochs done): resuming it.")
+        model = _load_model(ckpt_path)
+        history_path = os.path.join(save_dir, "history.json")
+        if os.path.isfile(history_path):
+            with open(history_path) as fh:
+                history = [row for row in json.load(fh) if row["epoch"] <= done]
+    else:
+        if f.resume:
+            print(f"--resume: no checkpoint in {save_dir}; starting afresh.")
+        model = CapsNet(input_shape=info.image_shape, classes=info.classes, routings=f.routings,
+                        lam_recon=f.lam_recon)
+        if f.weights:
+            if f.weights.endswith(".weights.h5"):
+                model.load_weights(f.weights)
+            else:
+                model.set_weights(_load_model(f.weights).get_weights())
+        model.compile(optimizer=keras.optimizers.Adam(f.lr))
+
+    if getattr(model, "image_shape", None) != info.image_shape or getattr(model, "classes", None) != info.classes:
+        raise TrainingError(
+            f"The model takes {getattr(model, 'image_shape', '?')} images in "
+            f"{getattr(model, 'classes', '?')} classes; {info.name} has {info.image_shape} in {info.classes}."
+        )
+
+    start = time.time()
+    nan_stop = None
+    epochs_run = 0
+    if not f.testing:
+        if done >= f.epochs:
+            print(f"{save_dir} already holds {done} of {f.epochs} epochs; nothing to train.")
+        steps = f.steps_per_epoch or math.ceil(len(train[0]) / f.batch_size)
+        train_ds = make_dataset(*train, f.batch_size, training=True, shift_pixels=f.shift_pixels,
+                                seed=f.seed, repeat=True)
+        val_ds = make_dataset(*val, f.batch_size, training=False)
+        nan_stop = StopOnNaN()
+        lr0, decay = f.lr, f.lr_decay
+        callbacks = [
+            keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay ** epoch),
+            nan_stop,
+            checkpoints.RunCheckpoint(save_dir, history),
+            keras.callbacks.TensorBoard(os.path.join(save_dir, "tensorboard"), write_graph=False),
+        ]
+        print(f"Training CapsNet on {info.name} ({info.source}): {len(train[0])} images, "
+              f"{steps} steps/epoch, epochs {done + 1}..{f.epochs}, policy {policy}, "
+              f"validation on {'held-out training images' if f.val_split else 'the test set'}.")
+        if done < f.epochs:
+            result = model.fit(train_ds, epochs=f.epochs, initial_epoch=done, steps_per_epoch=steps,
+                               validation_data=val_ds, callbacks=callbacks, verbose=f.verbose)
+            epochs_run = len(result.epoch)
+        history = callbacks[2].history
+        if nan_stop.bad_batch is not None:
+            raise TrainingError(
+                f"The loss became NaN or infinite at batch {nan_stop.bad_batch} of epoch "
+                f"{len(history) + 1}; training stopped. The last good checkpoint "
+                f"({checkpoints.latest_checkpoint(save_dir)[1]}) is intact. Try a smaller --lr."
+            )
+        checkpoints.save_model_atomic(model, os.path.join(save_dir, "final.keras"))
+    train_seconds = time.time() - start
+
+    test_ds = make_dataset(*test, f.batch_size, training=False)
+    results = model.evaluate(test_ds, verbose=0, return_dict=True)
+    figure_paths = _figures(model, history, x_test, save_dir)
+    metrics = {
+        "test_accuracy": results["accuracy"],
+        "test_error": 1.0 - results["accuracy"],
+        "test_loss": results["loss"],
+        "test_margin_loss": results["margin_loss"],
+        "test_reconstruction_loss": results["reconstruction_loss"],
+        "epochs": len(history) if not f.testing else None,
+        "epochs_this_run": epochs_run,
+        "train_seconds_this_run": round(train_seconds, 1),
+        "policy": policy,
+        "backend": keras.backend.backend(),
+        "data_source": info.source,
+        "figures": figure_paths,
+        "flags": {name: f[name].value for name in
+                  ("routings", "epochs", "batch_size", "lr", "lr_decay", "lam_recon", "shift_pixels",
+                   "dataset", "data_dir", "save_dir", "testing", "weights", "mixed_precision", "seed",
+                   "steps_per_epoch", "resume", "val_split")},
+    }
+    name = "test_metrics.json" if f.testing else "metrics.json"
+    checkpoints.atomic_write_json(os.path.join(save_dir, name), metrics)
+    acc = results["accuracy"]
+    print(f"Test accuracy {100 * acc:.2f}% (error {100 * (1 - acc):.2f}%) on {info.test_size} "
+          f"{info.name} images; {metrics['epochs'] or 0} epochs, {train_seconds:.0f} s this run; "
+          f"results in {save_dir}/")
+    return metrics
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from keras_caps.idx import DataError
+
+    try:
+        run(FLAGS)
+    except (DataError, TrainingError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)
