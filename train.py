@@ -185,7 +185,8 @@ def run(argv_flags):
               f"validation on {'held-out training images' if f.val_split else 'the test set'}.")
         if done < f.epochs:
             result = model.fit(train_ds, epochs=f.epochs, initial_epoch=done, steps_per_epoch=steps,
-                               validation_data=val_ds, callbacks=callbacks, verbose=f.verbose)
+                               validation_data=val_ds, callbacks=callbacks, verbose=f.verbose,
+                               shuffle=False)  # the dataset shuffles itself
             epochs_run = len(result.epoch)
         history = callbacks[2].history
         if nan_stop.bad_batch is not None:

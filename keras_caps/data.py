@@ -92,6 +92,28 @@ def load_arrays(dataset="mnist", data_dir=None, tfds_data_dir=None):
     return (x_train, y_train), (x_test, y_test), info
 
 
+TFDS_HOST = "storage.googleapis.com"
+
+
+def _is_prepared(builder):
+    try:
+        return bool(builder.is_prepared())
+    except Exception:
+        return False
+
+
+def _can_resolve(host):
+    # A name lookup only (no connection): offline machines fail it at once,
+    # where TFDS's download would retry for minutes.
+    import socket
+
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
 def _load_tfds(dataset, tfds_data_dir=None):
     import tensorflow_datasets as tfds
 
@@ -100,15 +122,21 @@ def _load_tfds(dataset, tfds_data_dir=None):
     except Exception as error:  # DatasetNotFoundError and friends
         raise DataError(
             f"Unknown dataset {dataset!r}: not a TFDS data set "
-            f"(for example mnist, fashion_mnist, cifar10). TFDS said: {error}"
+            "(for example mnist, fashion_mnist, cifar10)."
         ) from None
     features = builder.info.features
     if "image" not in features or "label" not in features:
         raise DataError(f"TFDS data set {dataset!r} is not an image classification set (needs 'image' and 'label').")
     classes = int(features["label"].num_classes)
+    if not _is_prepared(builder) and not _can_resolve(TFDS_HOST):
+        raise DataError(
+            f"{dataset!r} is not in the TFDS cache and there is no network to download it "
+            f"({TFDS_HOST} does not resolve). Download the four MNIST-format IDX files "
+            "and pass --data_dir DIR."
+        )
     try:
         builder.download_and_prepare()
-        splits = tfds.as_numpy(builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True))
+        splits = [_to_arrays(builder.as_dataset(split=split, as_supervised=True)) for split in ("train", "test")]
     except Exception as error:
         raise DataError(
             f"Could not load {dataset!r} from TFDS ({type(error).__name__}: "
@@ -119,6 +147,14 @@ def _load_tfds(dataset, tfds_data_dir=None):
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., None], x_test[..., None]
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64)), classes
+
+
+def _to_arrays(ds, chunk=10000):
+    images, labels = [], []
+    for x, y in ds.batch(chunk).as_numpy_iterator():
+        images.append(x)
+        labels.append(y)
+    return np.concatenate(images), np.concatenate(labels)
 
 
 def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False):

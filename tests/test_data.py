@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_caps import data
+from keras_caps.idx import DataError
+from tests.test_idx import write_mnist
+
+
+def test_shift_images_moves_each_image_within_bounds():
+    x = np.zeros((400, 9, 9, 1), np.float32)
+    x[:, 4, 4, 0] = 1.0
+    y = data.shift_images(tf.constant(x), 2, seed=0).numpy()
+    assert y.shape == x.shape
+    positions = np.argwhere(y[..., 0] == 1.0)
+    assert len(positions) == 400  # the pixel survives, once per image
+    offsets = positions[:, 1:] - 4
+    assert np.abs(offsets).max() == 2
+    assert len({tuple(o) for o in offsets}) == 25  # every shift in [-2, 2]^2 occurs
+    assert y.sum() == 400
+
+
+def test_shift_pads_with_zeros():
+    x = np.ones((50, 6, 6, 1), np.float32)
+    y = data.shift_images(tf.constant(x), 2, seed=1).numpy()
+    assert set(np.unique(y)) <= {0.0, 1.0}
+    assert (y.reshape(50, -1).sum(1) >= 16).all()  # at least a 4x4 block stays
+    assert (y.reshape(50, -1).sum(1) < 36).any()
+    np.testing.assert_array_equal(data.shift_images(tf.constant(x), 0).numpy(), x)
+
+
+def test_make_dataset_scales_batches_and_shuffles():
+    images = np.arange(10 * 4 * 4).reshape(10, 4, 4, 1).astype(np.uint8)
+    labels = np.arange(10)
+    test = list(data.make_dataset(images, labels, 4, training=False))
+    assert [len(b[1]) for b in test] == [4, 4, 2]
+    x, y = test[0]
+    assert x.dtype == tf.float32 and float(tf.reduce_max(x)) <= 1.0
+    np.testing.assert_allclose(x.numpy(), images[:4] / 255.0, rtol=1e-6)
+    train = data.make_dataset(images, labels, 10, training=True, seed=3)
+    orders = [next(iter(train))[1].numpy().tolist() for _ in range(2)]
+    assert sorted(orders[0]) == list(range(10)) and orders[0] != list(range(10))
+
+
+def test_load_arrays_from_idx(tmp_path):
+    write_mnist(str(tmp_path), n_train=12, n_test=5)
+    (x, y), (xt, yt), info = data.load_arrays("mnist", str(tmp_path))
+    assert x.shape == (12, 28, 28, 1) and xt.shape == (5, 28, 28, 1)
+    assert (info.image_shape, info.classes, info.train_size) == ((28, 28, 1), 10, 12)
+    with pytest.raises(DataError, match="comes from TFDS"):
+        data.load_arrays("cifar10", str(tmp_path))
+
+
+@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+def test_load_arrays_from_tfds_mock(name, shape, monkeypatch):
+    # TFDS's mock stands in for the download of an online machine.
+    monkeypatch.setattr(data, "_can_resolve", lambda host: True)
+    with tfds.testing.mock_data(num_examples=9):
+        (x, y), (xt, yt), info = data.load_arrays(name)
+    assert x.shape == (9,) + shape and x.dtype == np.uint8
+    assert info.source == "tfds" and info.classes == 10
+    assert y.min() >= 0 and y.max() < 10
+
+
+def test_unknown_dataset():
+    with pytest.raises(DataError, match="Unknown dataset 'no_such_set'"):
+        data.load_arrays("no_such_set")
+
+
+def test_offline_without_data_dir_names_data_dir(monkeypatch):
+    monkeypatch.setattr(data, "_is_prepared", lambda builder: False)
+    monkeypatch.setattr(data, "_can_resolve", lambda host: False)
+    with pytest.raises(DataError, match="--data_dir"):
+        data.load_arrays("mnist")
+
+
+def test_check_arrays_rejects_nan_and_bad_labels():
+    x = np.zeros((3, 4, 4, 1), np.float32)
+    data.check_arrays(x, np.array([0, 1, 2]), 3, "ok")
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        data.check_arrays(x, np.array([0, 1, 2]), 3, "set")
+    with pytest.raises(DataError, match=r"labels must lie in \[0, 3\)"):
+        data.check_arrays(np.zeros((3, 4, 4, 1)), np.array([0, 1, 5]), 3, "set")
+    with pytest.raises(DataError, match="3 images but 2 labels"):
+        data.check_arrays(np.zeros((3, 4, 4, 1)), np.array([0, 1]), 3, "set")

@@ -1,0 +1,109 @@
+"""End to end: train.py on a tiny IDX slice, as a user runs it."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tests.test_idx import write_mnist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("mnist"))
+    write_mnist(folder, n_train=60, n_test=20)
+    return folder
+
+
+def common(mnist_dir, save_dir):
+    return ["--data_dir", mnist_dir, "--save_dir", save_dir, "--batch_size", "10",
+            "--steps_per_epoch", "2", "--seed", "1", "--verbose", "0", "--mixed_precision", "float32"]
+
+
+def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
+    save = str(tmp_path / "run")
+    result = train(*common(mnist_dir, save), "--epochs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Test accuracy" in result.stdout
+    for name in ("best.keras", "final.keras", "log.csv", "history.json", "metrics.json",
+                 "training_curves.png", "reconstructions.png", "manipulate_latent.png"):
+        assert os.path.getsize(os.path.join(save, name)) > 0, name
+    assert os.listdir(os.path.join(save, "tensorboard"))
+    metrics = json.load(open(os.path.join(save, "metrics.json")))
+    assert metrics["epochs"] == 2 and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["test_error"] == pytest.approx(1 - metrics["test_accuracy"])
+    assert metrics["flags"]["routings"] == 3
+    rows = list(csv.DictReader(open(os.path.join(save, "log.csv"))))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[1]["lr"]) == pytest.approx(0.001 * 0.9)
+    import keras_caps  # noqa: F401
+
+    for name in ("best.keras", "final.keras", "checkpoints/epoch-0002.keras"):
+        model = keras.models.load_model(os.path.join(save, name))
+        assert model.predict(np.zeros((1, 28, 28, 1), "float32"), verbose=0).shape == (1, 10)
+
+    # Same save_dir, more epochs: it continues at epoch 3 with the optimizer state.
+    result = train(*common(mnist_dir, save), "--epochs", "3", "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader(open(os.path.join(save, "log.csv"))))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert json.load(open(os.path.join(save, "metrics.json")))["epochs_this_run"] == 1
+    assert sorted(os.listdir(os.path.join(save, "checkpoints"))) == ["epoch-0002.keras", "epoch-0003.keras"]
+
+    # --testing evaluates a saved model and draws its figures, no training.
+    result = train("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "eval"), "--testing",
+                   "--weights", os.path.join(save, "best.keras"), "--verbose", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.exists(tmp_path / "eval" / "reconstructions.png")
+    assert json.load(open(tmp_path / "eval" / "test_metrics.json"))["epochs_this_run"] == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--routings", "0"], "--routings must be >= 1"),
+        (["--lr_decay", "1.5"], "--lr_decay must lie in"),
+        (["--dataset", "no_such_set"], "Unknown dataset 'no_such_set'"),
+        (["--testing"], "--testing needs --weights"),
+        (["--testing", "--weights", "/nonexistent.keras"], "no such file"),
+        (["--mixed_precision", "float8"], "float8"),
+    ],
+)
+def test_bad_flags_are_one_clear_line(mnist_dir, tmp_path, args, message):
+    data_args = [] if "--dataset" in args else ["--data_dir", mnist_dir]
+    result = train(*data_args, "--save_dir", str(tmp_path / "r"), *args, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_dir_and_corrupt_file(tmp_path):
+    result = train("--data_dir", str(tmp_path / "absent"), "--save_dir", str(tmp_path / "r"), timeout=120)
+    assert result.returncode == 1 and "no such directory" in result.stderr and "Traceback" not in result.stderr
+    folder = tmp_path / "bad"
+    write_mnist(str(folder), n_train=10, n_test=5)
+    with open(folder / "train-images-idx3-ubyte.gz", "r+b") as f:
+        f.truncate(40)
+    result = train("--data_dir", str(folder), "--save_dir", str(tmp_path / "r"), timeout=120)
+    assert result.returncode == 1 and "train-images-idx3-ubyte.gz" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_save_dir_fails_before_training(mnist_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = train("--data_dir", mnist_dir, "--save_dir", str(blocker / "run"), timeout=120)
+    assert result.returncode == 1 and "not writable" in result.stderr
