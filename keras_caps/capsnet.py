@@ -20,6 +20,25 @@ TORCH_UNIFORM = {
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")
+class FanInUniform(keras.initializers.Initializer):
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for a bias, whose own shape does not tell fan_in.
+
+    PyTorch initialises Conv2d and Linear biases so; Keras uses zeros.
+    """
+
+    def __init__(self, fan_in, seed=None):
+        self.fan_in = int(fan_in)
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        limit = 1.0 / math.sqrt(self.fan_in)
+        return keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"fan_in": self.fan_in, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_caps")
 class CapsNet(keras.Model):
     """Capsule network with dynamic routing and a reconstruction decoder.
 
@@ -47,8 +66,9 @@ class CapsNet(keras.Model):
         decoder_units: hidden sizes of the decoder ((512, 1024)).
         lam_recon: weight of the reconstruction error (0.392 = 0.0005 * 784).
         m_plus, m_minus, down_weight: margin-loss constants (0.9, 0.1, 0.5).
-        kernel_initializer: for the convolutions and the decoder; the default
-            is PyTorch's, as in the reference.
+        kernel_initializer: for the convolutions and the decoder. The default
+            is PyTorch's, U(+-1/sqrt(fan_in)), with biases drawn likewise, as in
+            the reference; any other initializer keeps Keras's zero biases.
 
     Call:
         `model(images)` and `model.predict(images)` return the class scores
@@ -115,30 +135,37 @@ class CapsNet(keras.Model):
             # One initializer object per layer: shared ones would repeat draws.
             return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
 
+        def bias_init(fan_in):
+            return FanInUniform(fan_in) if self.kernel_initializer_is_torch else "zeros"
+
+        self.kernel_initializer_is_torch = kernel_initializer == TORCH_UNIFORM
         policy = self.dtype_policy
         self.conv1 = keras.layers.Conv2D(
             conv_filters, conv_kernel_size, activation="relu",
-            kernel_initializer=init(), dtype=policy, name="conv1",
+            kernel_initializer=init(), bias_initializer=bias_init(conv_kernel_size ** 2 * input_shape[-1]),
+            dtype=policy, name="conv1",
         )
         self.primary_caps = PrimaryCapsule(
             num_channels=primary_channels, dim_capsule=primary_dim,
             kernel_size=primary_kernel_size, strides=primary_strides,
-            kernel_initializer=init(), dtype=policy, name="primary_caps",
+            kernel_initializer=init(), bias_initializer=bias_init(primary_kernel_size ** 2 * conv_filters),
+            dtype=policy, name="primary_caps",
         )
         self.digit_caps = DenseCapsule(
             num_capsule=classes, dim_capsule=digit_dim, routings=routings,
             dtype=policy, name="digit_caps",
         )
+        fan_ins = (classes * digit_dim,) + self.decoder_units
         self.decoder_layers = [
             keras.layers.Dense(units, activation="relu", kernel_initializer=init(),
-                               dtype=policy, name=f"decoder_{i}")
-            for i, units in enumerate(self.decoder_units)
+                               bias_initializer=bias_init(fan_in), dtype=policy, name=f"decoder_{i}")
+            for i, (units, fan_in) in enumerate(zip(self.decoder_units, fan_ins))
         ]
         # Sigmoid output kept in float32 under mixed precision.
         self.decoder_layers.append(
             keras.layers.Dense(math.prod(input_shape), activation="sigmoid",
-                               kernel_initializer=init(), dtype="float32",
-                               name="decoder_output")
+                               kernel_initializer=init(), bias_initializer=bias_init(fan_ins[-1]),
+                               dtype="float32", name="decoder_output")
         )
         self.margin_loss_tracker = keras.metrics.Mean(name="margin_loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")

@@ -1,5 +1,6 @@
 """Crash-safe run directories: atomic writes, per-epoch checkpoints, resume."""
 
+import contextlib
 import csv
 import io
 import json
@@ -15,20 +16,27 @@ _EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.keras$")
 MIN_FREE_BYTES = 256 << 20
 
 
-def atomic_write_bytes(path, data):
-    """Writes `data` to `path` via a temporary file and a rename: never half-written."""
+@contextlib.contextmanager
+def _atomic_target(path, suffix=""):
+    """Yields a temporary path beside `path`; on success it is synced and renamed to `path`."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_bytes(path, data):
+    """Writes `data` to `path` via a temporary file and a rename: never half-written."""
+    with _atomic_target(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_json(path, obj):
@@ -47,18 +55,8 @@ def atomic_write_csv(path, rows):
 
 def save_model_atomic(model, path):
     """`model.save(path)` through a temporary `.keras` file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
+    with _atomic_target(path, suffix=".keras") as tmp:
         model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def check_writable(save_dir, min_free=MIN_FREE_BYTES):
