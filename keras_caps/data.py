@@ -160,9 +160,11 @@ def _to_arrays(ds, chunk=10000):
 def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
-    The uint8 arrays are held in memory and scaled per batch; training data is
-    shuffled each epoch and shifted by up to `shift_pixels` pixels.
+    uint8 images are held in memory as they are and divided by 255 per batch;
+    float images must already lie in [0, 1]. Training data is shuffled each
+    epoch and shifted by up to `shift_pixels` pixels.
     """
+    divisor = 255.0 if np.issubdtype(np.asarray(images).dtype, np.integer) else 1.0
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -171,7 +173,7 @@ def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None
     ds = ds.batch(batch_size, drop_remainder=False)
 
     def scale(x, y):
-        x = tf.cast(x, tf.float32) / 255.0
+        x = tf.cast(x, tf.float32) / divisor
         if training and shift_pixels:
             x = shift_images(x, shift_pixels, seed=seed)
         return x, y

@@ -85,3 +85,21 @@ def test_check_arrays_rejects_nan_and_bad_labels():
         data.check_arrays(np.zeros((3, 4, 4, 1)), np.array([0, 1, 5]), 3, "set")
     with pytest.raises(DataError, match="3 images but 2 labels"):
         data.check_arrays(np.zeros((3, 4, 4, 1)), np.array([0, 1]), 3, "set")
+
+
+def test_capsnet_fits_a_tf_data_dataset_with_callbacks():
+    import keras
+
+    from tests.core.test_capsnet import small_model, toy_data
+
+    x, y = toy_data(64)
+    ds = data.make_dataset((x * 255).astype(np.uint8), y, 16, training=True, shift_pixels=1, seed=0)
+    model = small_model()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    seen = []
+    callback = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(dict(logs)))
+    model.fit(ds, epochs=3, verbose=0, validation_data=data.make_dataset(x, y, 16, training=False),
+              callbacks=[callback])
+    assert len(seen) == 3
+    assert {"loss", "accuracy", "margin_loss", "reconstruction_loss", "val_accuracy"} <= set(seen[-1])
+    assert seen[-1]["loss"] < seen[0]["loss"]
