@@ -224,7 +224,10 @@ class CapsNet(keras.Model):
     def decode(self, capsules, labels=None):
         """Reconstruction from the capsules, masked by `labels` or else by the longest capsule."""
         if labels is None:
-            mask = ops.one_hot(ops.argmax(safe_norm(capsules), axis=-1), self.classes)
+            # The longest capsule, found by comparison: keras.ops.argmax's
+            # TensorFlow form (BitwiseAnd, for -0.0) has no TFLite builtin op.
+            lengths = safe_norm(capsules)
+            mask = ops.cast(ops.equal(lengths, ops.max(lengths, axis=-1, keepdims=True)), "float32")
         else:
             mask = self.one_hot(labels)
         masked = capsules * ops.cast(mask, capsules.dtype)[:, :, None]
@@ -271,7 +274,11 @@ class CapsNet(keras.Model):
                 f"CapsNet: labels must be class ids of shape (batch,) or one-hot of "
                 f"shape (batch, {self.classes}); got shape {tuple(labels.shape)}."
             )
-        return ops.one_hot(ops.reshape(ops.cast(labels, "int32"), (-1,)), self.classes)
+        return self._ids_to_one_hot(ops.reshape(labels, (-1,)))
+
+    def _ids_to_one_hot(self, ids):
+        ids = ops.cast(ids, "int32")[:, None]
+        return ops.cast(ops.equal(ids, ops.arange(self.classes, dtype="int32")[None, :]), "float32")
 
     # ----------------------------------------------------------------- training
     @contextlib.contextmanager
