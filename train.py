@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("routings", 3, "Routing iterations of the digit capsules (>= 1).")
@@ -229,6 +229,7 @@ def run(argv_flags):
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from keras_caps.idx import DataError

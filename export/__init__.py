@@ -1,0 +1,9 @@
+"""Export a trained CapsNet: SavedModel and verified TFLite (LiteRT) files.
+
+    python -m export --model runs/capsnet/best.keras --out dist/ [--data_dir DIR]
+"""
+
+from export.savedmodel import export_saved_model, float32_copy, load_capsnet
+from export.tflite import VARIANTS, ExportError, convert
+
+__all__ = ["VARIANTS", "ExportError", "convert", "export_saved_model", "float32_copy", "load_capsnet"]

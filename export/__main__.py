@@ -1,0 +1,107 @@
+"""python -m export --model runs/capsnet/best.keras --out dist/ [--data_dir DIR]
+
+Writes dist/saved_model/, dist/capsnet_{float32,float16,dynamic_int8,int8}.tflite and
+dist/report.{json,md}: size, test accuracy, agreement with the Keras model and
+batch-1 latency in the LiteRT interpreter, for every file.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "A .keras CapsNet saved by train.py or model.save.")
+flags.DEFINE_string("out", "dist", "Output folder.")
+flags.DEFINE_string("dataset", "mnist", "TFDS data set for calibration and the accuracy report.")
+flags.DEFINE_string("data_dir", None, "Folder with MNIST-format IDX files instead of TFDS.")
+flags.DEFINE_enum("int8_io", "float32", ["float32", "int8", "uint8"],
+                  "Input/output tensor type of the full-integer file (int8/uint8 for MCUs, Edge TPU).")
+flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8"],
+                  "TFLite variants to write: float32, float16, dynamic_int8, int8. The full-integer "
+                  "int8 file does not run yet (its squash divisor quantizes to zero) and fails clearly.")
+flags.DEFINE_integer("calibration_images", 200, "Training images used to calibrate the int8 file.")
+flags.DEFINE_integer("eval_images", None, "Test images for the accuracy report (default: all).")
+flags.DEFINE_integer("latency_runs", 50, "Batch-1 calls timed per file (median reported).")
+flags.mark_flag_as_required("model")
+flags.register_validator("calibration_images", lambda v: v >= 1, "--calibration_images must be >= 1.")
+flags.register_validator("eval_images", lambda v: v is None or v >= 1, "--eval_images must be >= 1.")
+flags.register_validator("latency_runs", lambda v: v >= 1, "--latency_runs must be >= 1.")
+
+
+def run(f):
+    import numpy as np
+
+    from export import VARIANTS, ExportError, convert, export_saved_model, float32_copy, load_capsnet
+    from export.report import write_report
+    from export.tflite import op_list
+    from export.verify import TFLiteModel, compare, median_latency_ms, predict_batches
+    from keras_caps.data import load_arrays
+
+    model = float32_copy(load_capsnet(f.model))
+    (x_train, _), (x_test, y_test), info = load_arrays(f.dataset, f.data_dir)
+    if tuple(info.image_shape) != tuple(model.image_shape):
+        raise ValueError(f"The model takes {model.image_shape} images; {info.name} has {info.image_shape}.")
+    rng = np.random.default_rng(0)
+    calibration = x_train[rng.choice(len(x_train), min(f.calibration_images, len(x_train)), replace=False)]
+    calibration = calibration.astype(np.float32) / 255.0
+    count = min(f.eval_images or len(x_test), len(x_test))
+    x_eval, y_eval = x_test[:count].astype(np.float32) / 255.0, y_test[:count]
+
+    os.makedirs(f.out, exist_ok=True)
+    saved_model = export_saved_model(model, os.path.join(f.out, "saved_model"))
+    keras_scores = predict_batches(lambda x: np.asarray(model(x)), x_eval)
+    rows = [{"file": "keras (float32)", "size_bytes": None, **compare(keras_scores, keras_scores, y_eval),
+             "latency_ms": median_latency_ms(lambda x: np.asarray(model(x)), x_eval[0], f.latency_runs)}]
+
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(saved_model).signatures["serving_default"]
+    saved_fn = lambda x: loaded(images=tf.constant(x))["scores"].numpy()  # noqa: E731
+    rows.append({"file": "saved_model", "size_bytes": _folder_size(saved_model),
+                 **compare(predict_batches(saved_fn, x_eval), keras_scores, y_eval),
+                 "latency_ms": median_latency_ms(saved_fn, x_eval[0], f.latency_runs)})
+    unknown = sorted(set(f.variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}.")
+    for variant in f.variants:
+        flat = convert(saved_model, variant, calibration, io_type=f.int8_io if variant == "int8" else "float32")
+        path = os.path.join(f.out, f"capsnet_{variant}.tflite")
+        with open(path, "wb") as fh:
+            fh.write(flat)
+        runner = TFLiteModel(path)
+        try:
+            scores = runner(x_eval[:1])
+        except RuntimeError as error:
+            raise ExportError(f"{path} converts but does not run in LiteRT: {str(error).splitlines()[0]}") from None
+        scores = predict_batches(runner, x_eval)
+        rows.append({"file": os.path.basename(path), "size_bytes": len(flat), **compare(scores, keras_scores, y_eval),
+                     "latency_ms": median_latency_ms(TFLiteModel(path), x_eval[0], f.latency_runs),
+                     "ops": sorted({f"{name}/v{version}" for name, version in op_list(flat)})})
+        print(f"{path}: {len(flat) / 1e6:.1f} MB, accuracy {100 * rows[-1]['accuracy']:.2f}%, "
+              f"agreement {100 * rows[-1]['agreement']:.2f}%")
+    write_report(rows, f.out, {"model": f.model, "dataset": info.name, "eval_images": count,
+                               "int8_io": f.int8_io, "calibration_images": len(calibration)})
+    return rows
+
+
+def _folder_size(path):
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(path) for n in names)
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from export.errors import ExportError
+    from keras_caps.idx import DataError
+
+    try:
+        run(FLAGS)
+    except (ExportError, DataError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

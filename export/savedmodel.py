@@ -1,0 +1,59 @@
+"""A SavedModel with one `serving_default` signature: images -> scores, class, reconstruction."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from export.errors import ExportError
+
+
+def load_capsnet(path):
+    """Loads a `.keras` CapsNet, with a clear error for anything else."""
+    import keras_caps
+
+    if not os.path.isfile(path):
+        raise ExportError(f"--model {path}: no such file.")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:
+        raise ExportError(f"--model {path}: not a loadable .keras model ({type(error).__name__}: {error}).") from None
+    if not isinstance(model, keras_caps.CapsNet):
+        raise ExportError(f"--model {path}: holds a {type(model).__name__}, not a keras_caps.CapsNet.")
+    return model
+
+
+def float32_copy(model):
+    """The same network and weights under a float32 policy (a run may have saved bf16/f16)."""
+    from keras_caps import CapsNet
+
+    config = dict(model.get_config(), dtype="float32")
+    clone = CapsNet.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def serving_fn(model):
+    """A tf.function for float32 images `(N, H, W, C)` in [0, 1]."""
+    spec = tf.TensorSpec((None,) + tuple(model.image_shape), tf.float32, name="images")
+
+    @tf.function(input_signature=[spec])
+    def serve(images):
+        out = model.forward(images)
+        return {
+            "scores": out["scores"],
+            "class_id": tf.argmax(out["scores"], axis=-1, output_type=tf.int32),
+            "reconstruction": out["reconstruction"],
+        }
+
+    return serve
+
+
+def export_saved_model(model, path):
+    """Writes `model` (float32) as a SavedModel whose `serving_default` signature takes
+    `images` and returns `scores`, `class_id` and `reconstruction`."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serving_fn(model))
+    archive.write_out(path, verbose=False)
+    return path

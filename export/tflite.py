@@ -1,0 +1,90 @@
+"""TFLite conversion from the SavedModel, builtin ops only."""
+
+import numpy as np
+import tensorflow as tf
+
+from export.errors import ExportError
+
+# name -> what it is. File names are capsnet_<name>.tflite.
+VARIANTS = {
+    "float32": "float32 weights and arithmetic",
+    "float16": "float16 weights, float32 arithmetic",
+    "dynamic_int8": "int8 weights, activations quantized on the fly",
+    "int8": "full integer: int8 weights and activations, calibrated",
+}
+
+
+def _builtin_operator_names():
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def op_list(flatbuffer):
+    """`[(op name, version)]` of every operator code in a .tflite flatbuffer; custom
+    and Flex ops come back as `("CUSTOM:<name>", version)`."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = _builtin_operator_names()
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    ops = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        name = names.get(builtin, f"UNKNOWN_{builtin}")
+        if name == "CUSTOM":
+            name = "CUSTOM:" + code.CustomCode().decode()
+        ops.append((name, code.Version()))
+    return ops
+
+
+def check_builtin_only(flatbuffer, variant):
+    custom = [name for name, _ in op_list(flatbuffer) if name.startswith("CUSTOM")]
+    if custom:
+        raise ExportError(
+            f"The {variant} TFLite file would need non-builtin ops ({', '.join(custom)}), "
+            "which LiteRT on devices does not have. Only builtin ops are allowed."
+        )
+
+
+def convert(saved_model_dir, variant, representative_images=None, io_type="float32"):
+    """Converts the SavedModel's `serving_default` to one TFLite variant.
+
+    Args:
+        variant: a key of `VARIANTS`.
+        representative_images: float32 images in [0, 1] for calibrating `int8`.
+        io_type: for `int8`: `float32`, `int8` or `uint8` input and output tensors.
+
+    Returns:
+        The .tflite flatbuffer (bytes), builtin ops only.
+    """
+    if variant not in VARIANTS:
+        raise ExportError(f"Unknown TFLite variant {variant!r}; one of {', '.join(VARIANTS)}.")
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        if representative_images is None or len(representative_images) == 0:
+            raise ExportError("The int8 variant needs representative images for calibration.")
+        images = np.asarray(representative_images, np.float32)
+
+        def representative():
+            for image in images:
+                yield {"images": image[None]}
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io_type != "float32":
+            converter.inference_input_type = {"int8": tf.int8, "uint8": tf.uint8}[io_type]
+            converter.inference_output_type = converter.inference_input_type
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:  # ConverterError carries the op that failed
+        lines = [line for line in str(error).splitlines() if "error:" in line]
+        detail = lines[0].split("error:")[-1].strip() if lines else str(error).splitlines()[0]
+        raise ExportError(f"TFLite conversion ({variant}) failed with builtin ops only: {detail}") from None
+    check_builtin_only(flatbuffer, variant)
+    return flatbuffer

@@ -1,0 +1,118 @@
+"""The exporter on a tiny trained CapsNet: every file runs and agrees with Keras."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from export import ExportError, convert, export_saved_model, float32_copy
+from export.tflite import op_list
+from export.verify import TFLiteModel
+from keras_caps import CapsNet
+from tests.test_idx import write_mnist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(conv_filters=16, primary_channels=4, primary_dim=8, digit_dim=8, decoder_units=(32, 64))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    write_mnist(str(folder / "mnist"), n_train=40, n_test=30)
+    keras.utils.set_random_seed(0)
+    model = CapsNet(input_shape=(28, 28, 1), classes=10, **TINY)
+    model.compile(optimizer="adam")
+    x = np.random.default_rng(0).uniform(0, 1, (40, 28, 28, 1)).astype("float32")
+    model.fit(x, np.arange(40) % 10, batch_size=20, epochs=1, verbose=0)
+    path = str(folder / "tiny.keras")
+    model.save(path)
+    return folder, path, model
+
+
+def test_export_cli_writes_verified_files(trained):
+    folder, path, model = trained
+    out = folder / "dist"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-m", "export", "--model", path, "--out", str(out),
+                             "--data_dir", str(folder / "mnist"), "--latency_runs", "3",
+                             "--calibration_images", "10"],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.load(open(out / "report.json"))
+    rows = {row["file"]: row for row in report["files"]}
+    assert set(rows) == {"keras (float32)", "saved_model", "capsnet_float32.tflite",
+                         "capsnet_float16.tflite", "capsnet_dynamic_int8.tflite"}
+    assert rows["saved_model"]["max_abs_score_diff"] < 1e-5
+    assert rows["capsnet_float32.tflite"]["max_abs_score_diff"] < 1e-4
+    assert rows["capsnet_float16.tflite"]["max_abs_score_diff"] < 1e-2
+    assert rows["capsnet_dynamic_int8.tflite"]["max_abs_score_diff"] < 0.05
+    for name, row in rows.items():
+        assert row["latency_ms"] > 0
+        if name.endswith(".tflite"):
+            assert os.path.getsize(out / name) == row["size_bytes"]
+            assert not [op for op in row["ops"] if op.startswith("CUSTOM")]
+    assert "| capsnet_float16.tflite |" in open(out / "report.md").read()
+
+    # The SavedModel's signature gives scores, class and reconstruction.
+    serve = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
+    x = np.random.default_rng(1).uniform(0, 1, (3, 28, 28, 1)).astype("float32")
+    outputs = serve(images=tf.constant(x))
+    assert set(outputs) == {"scores", "class_id", "reconstruction"}
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(outputs["scores"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(outputs["class_id"].numpy(), expected.argmax(-1))
+    assert outputs["reconstruction"].shape == (3, 28, 28, 1)
+    # Batch 1 and batch 5 through the same .tflite file.
+    runner = TFLiteModel(str(out / "capsnet_float32.tflite"))
+    np.testing.assert_allclose(runner(x[:1]), expected[:1], rtol=1e-4, atol=1e-5)
+    assert runner(np.concatenate([x, x[:2]])).shape == (5, 10)
+
+
+def test_mixed_precision_model_exports_as_float32(trained, tmp_path):
+    _, path, _ = trained
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = CapsNet(input_shape=(28, 28, 1), classes=10, **TINY)
+    keras.mixed_precision.set_global_policy("float32")
+    clone = float32_copy(model)
+    assert clone.dtype_policy.name == "float32"
+    x = np.random.default_rng(2).uniform(0, 1, (2, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(model(x)), rtol=0.05, atol=5e-3)
+
+
+def test_non_builtin_op_is_a_clear_error(tmp_path):
+    class Bitwise(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.int32, name="images")])
+        def serve(self, images):
+            return {"scores": tf.bitwise.bitwise_and(images, 3)}
+
+    module = Bitwise()
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+    with pytest.raises(ExportError, match="builtin ops only"):
+        convert(str(tmp_path), "float32")
+    with pytest.raises(ExportError, match="Unknown TFLite variant"):
+        convert(str(tmp_path), "int4")
+
+
+@pytest.mark.parametrize("content,message", [(b"not a model", "not a loadable"), (None, "no such file")])
+def test_bad_model_files(tmp_path, content, message):
+    path = str(tmp_path / "m.keras")
+    if content is not None:
+        open(path, "wb").write(content)
+    result = subprocess.run([sys.executable, "-m", "export", "--model", path, "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_other_keras_model_is_refused(tmp_path):
+    path = str(tmp_path / "dense.keras")
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(path)
+    from export import load_capsnet
+
+    with pytest.raises(ExportError, match="not a keras_caps.CapsNet"):
+        load_capsnet(path)
