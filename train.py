@@ -12,10 +12,12 @@ history.json, tensorboard/, metrics.json and PNG figures.
 import json
 import math
 import os
-import sys
 import time
 
-from absl import app, flags, logging
+# TensorFlow's start-up INFO lines (oneDNN, CUDA stubs) say nothing a user needs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("routings", 3, "Routing iterations of the digit capsules (>= 1).")
@@ -78,20 +80,6 @@ def _load_model(path):
         raise TrainingError(f"--weights {path}: not a loadable Keras model ({type(error).__name__}: {error}).") from None
 
 
-class StopOnNaN(__import__("keras").callbacks.Callback):
-    """Stops at the first non-finite loss; the last epoch checkpoint stays as it was."""
-
-    def __init__(self):
-        super().__init__()
-        self.bad_batch = None
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.bad_batch = batch
-            self.model.stop_training = True
-
-
 def _figures(model, history, x_test, save_dir):
     from keras_caps import figures
 
@@ -108,7 +96,6 @@ def _figures(model, history, x_test, save_dir):
 
 def run(argv_flags):
     import keras
-    import numpy as np
 
     from keras_caps import CapsNet, checkpoints
     from keras_caps.data import load_arrays, make_dataset
@@ -172,7 +159,7 @@ def run(argv_flags):
         train_ds = make_dataset(*train, f.batch_size, training=True, shift_pixels=f.shift_pixels,
                                 seed=f.seed, repeat=True)
         val_ds = make_dataset(*val, f.batch_size, training=False)
-        nan_stop = StopOnNaN()
+        nan_stop = checkpoints.StopOnNaN()
         lr0, decay = f.lr, f.lr_decay
         callbacks = [
             keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay ** epoch),
@@ -228,18 +215,13 @@ def run(argv_flags):
     return metrics
 
 
-def main(argv):
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+def _expected_errors():
     from keras_caps.idx import DataError
 
-    try:
-        run(FLAGS)
-    except (DataError, TrainingError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    return (DataError, TrainingError, OSError)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from keras_caps.cli import absl_main
+
+    app.run(absl_main(run, _expected_errors))

@@ -6,9 +6,10 @@ batch-1 latency in the LiteRT interpreter, for every file.
 """
 
 import os
-import sys
 
-from absl import app, flags, logging
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .keras CapsNet saved by train.py or model.save.")
@@ -89,19 +90,14 @@ def _folder_size(path):
     return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(path) for n in names)
 
 
-def main(argv):
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+def _expected_errors():
     from export.errors import ExportError
     from keras_caps.idx import DataError
 
-    try:
-        run(FLAGS)
-    except (ExportError, DataError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    return (ExportError, DataError, ValueError, OSError)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from keras_caps.cli import absl_main
+
+    app.run(absl_main(run, _expected_errors))

@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -105,7 +106,6 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         done = epoch + 1
         folder = os.path.join(self.save_dir, CHECKPOINT_DIR)
         save_model_atomic(self.model, os.path.join(folder, f"epoch-{done:04d}.keras"))
@@ -120,6 +120,21 @@ class RunCheckpoint(keras.callbacks.Callback):
             (int(m.group(1)), n) for n in os.listdir(folder) if (m := _EPOCH_FILE.match(n))
         )[: -self.keep]:
             os.remove(os.path.join(folder, name))
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops at the first non-finite loss, before the epoch's checkpoint is written,
+    so the last good one stays as it was."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_batch = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_batch = batch
+            self.model.stop_training = True
 
 
 def remove_temporaries(save_dir):

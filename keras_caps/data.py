@@ -119,7 +119,7 @@ def _load_tfds(dataset, tfds_data_dir=None):
 
     try:
         builder = tfds.builder(dataset, data_dir=tfds_data_dir)
-    except Exception as error:  # DatasetNotFoundError and friends
+    except Exception:  # DatasetNotFoundError and friends
         raise DataError(
             f"Unknown dataset {dataset!r}: not a TFDS data set "
             "(for example mnist, fashion_mnist, cifar10)."

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import ExportError, convert, export_saved_model, float32_copy
-from export.tflite import op_list
+from export import ExportError, convert, float32_copy
 from export.verify import TFLiteModel
 from keras_caps import CapsNet
 from tests.test_idx import write_mnist

@@ -48,7 +48,7 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
     assert metrics["flags"]["routings"] == 3
     rows = list(csv.DictReader(open(os.path.join(save, "log.csv"))))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert float(rows[1]["lr"]) == pytest.approx(0.001 * 0.9)
+    assert float(rows[1]["learning_rate"]) == pytest.approx(0.001 * 0.9)
     import keras_caps  # noqa: F401
 
     for name in ("best.keras", "final.keras", "checkpoints/epoch-0002.keras"):
