@@ -16,11 +16,10 @@ flags.DEFINE_string("model", None, "A .keras CapsNet saved by train.py or model.
 flags.DEFINE_string("out", "dist", "Output folder.")
 flags.DEFINE_string("dataset", "mnist", "TFDS data set for calibration and the accuracy report.")
 flags.DEFINE_string("data_dir", None, "Folder with MNIST-format IDX files instead of TFDS.")
-flags.DEFINE_enum("int8_io", "float32", ["float32", "int8", "uint8"],
-                  "Input/output tensor type of the full-integer file (int8/uint8 for MCUs, Edge TPU).")
-flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8"],
-                  "TFLite variants to write: float32, float16, dynamic_int8, int8. The full-integer "
-                  "int8 file does not run yet (its squash divisor quantizes to zero) and fails clearly.")
+flags.DEFINE_enum("int8_io", "float32", ["float32", "int8"],
+                  "Input and scores tensor type of the int8 file (int8 for integer-only pipelines).")
+flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"],
+                  "TFLite variants to write: float32, float16, dynamic_int8, int8.")
 flags.DEFINE_integer("calibration_images", 200, "Training images used to calibrate the int8 file.")
 flags.DEFINE_integer("eval_images", None, "Test images for the accuracy report (default: all).")
 flags.DEFINE_integer("latency_runs", 50, "Batch-1 calls timed per file (median reported).")

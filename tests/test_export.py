@@ -45,11 +45,12 @@ def test_export_cli_writes_verified_files(trained):
     report = json.load(open(out / "report.json"))
     rows = {row["file"]: row for row in report["files"]}
     assert set(rows) == {"keras (float32)", "saved_model", "capsnet_float32.tflite",
-                         "capsnet_float16.tflite", "capsnet_dynamic_int8.tflite"}
+                         "capsnet_float16.tflite", "capsnet_dynamic_int8.tflite", "capsnet_int8.tflite"}
     assert rows["saved_model"]["max_abs_score_diff"] < 1e-5
     assert rows["capsnet_float32.tflite"]["max_abs_score_diff"] < 1e-4
     assert rows["capsnet_float16.tflite"]["max_abs_score_diff"] < 1e-2
     assert rows["capsnet_dynamic_int8.tflite"]["max_abs_score_diff"] < 0.05
+    assert rows["capsnet_int8.tflite"]["max_abs_score_diff"] < 0.1
     for name, row in rows.items():
         assert row["latency_ms"] > 0
         if name.endswith(".tflite"):
@@ -70,6 +71,23 @@ def test_export_cli_writes_verified_files(trained):
     runner = TFLiteModel(str(out / "capsnet_float32.tflite"))
     np.testing.assert_allclose(runner(x[:1]), expected[:1], rtol=1e-4, atol=1e-5)
     assert runner(np.concatenate([x, x[:2]])).shape == (5, 10)
+
+
+def test_int8_file_with_int8_io_runs_and_agrees(trained, tmp_path):
+    folder, path, model = trained
+    from export import export_saved_model
+
+    saved = export_saved_model(float32_copy(model), str(tmp_path / "sm"))
+    x = np.random.default_rng(3).uniform(0, 1, (16, 28, 28, 1)).astype("float32")
+    flat = convert(saved, "int8", x, io_type="int8")
+    runner = TFLiteModel(flat)
+    assert runner.input["dtype"] == np.int8
+    scores = runner(x)
+    np.testing.assert_allclose(scores, model.predict(x, verbose=0), atol=0.1)
+    with pytest.raises(ExportError, match="int8 file: input/output type 'uint8'"):
+        convert(saved, "int8", x, io_type="uint8")
+    with pytest.raises(ExportError, match="representative images"):
+        convert(saved, "int8", None)
 
 
 def test_mixed_precision_model_exports_as_float32(trained, tmp_path):
