@@ -20,6 +20,8 @@ flags.DEFINE_enum("int8_io", "float32", ["float32", "int8"],
                   "Input and scores tensor type of the int8 file (int8 for integer-only pipelines).")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"],
                   "TFLite variants to write: float32, float16, dynamic_int8, int8.")
+flags.DEFINE_bool("legacy_runtimes", True, "Keep every file runnable in tflite-runtime 2.14 (per-tensor "
+                  "int8 weights in dense layers); --nolegacy_runtimes for per-channel.")
 flags.DEFINE_integer("calibration_images", 200, "Training images used to calibrate the int8 file.")
 flags.DEFINE_integer("eval_images", None, "Test images for the accuracy report (default: all).")
 flags.DEFINE_integer("latency_runs", 50, "Batch-1 calls timed per file (median reported).")
@@ -65,7 +67,8 @@ def run(f):
     if unknown:
         raise ValueError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}.")
     for variant in f.variants:
-        flat = convert(saved_model, variant, calibration, io_type=f.int8_io if variant == "int8" else "float32")
+        flat = convert(saved_model, variant, calibration, io_type=f.int8_io if variant == "int8" else "float32",
+                       legacy_runtimes=f.legacy_runtimes)
         path = os.path.join(f.out, f"capsnet_{variant}.tflite")
         with open(path, "wb") as fh:
             fh.write(flat)

@@ -51,13 +51,16 @@ def check_builtin_only(flatbuffer, variant):
         )
 
 
-def convert(saved_model_dir, variant, representative_images=None, io_type="float32"):
+def convert(saved_model_dir, variant, representative_images=None, io_type="float32", legacy_runtimes=True):
     """Converts the SavedModel's `serving_default` to one TFLite variant.
 
     Args:
         variant: a key of `VARIANTS`.
         representative_images: float32 images in [0, 1] for calibrating `int8`.
         io_type: for `int8`: `float32` or `int8` input and scores tensors.
+        legacy_runtimes: per-tensor instead of per-channel int8 weights in dense
+            layers, so the files also run in tflite-runtime 2.14 (FULLY_CONNECTED
+            v9 instead of v12); no measurable accuracy cost (BENCHMARKS.md).
 
     Returns:
         The .tflite flatbuffer (bytes), builtin ops only.
@@ -68,6 +71,9 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if legacy_runtimes and variant in ("dynamic_int8", "int8"):
+        # A private converter switch, the only one TF 2.21 offers for this.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if variant == "int8":

@@ -133,3 +133,33 @@ def test_other_keras_model_is_refused(tmp_path):
 
     with pytest.raises(ExportError, match="not a keras_caps.CapsNet"):
         load_capsnet(path)
+
+
+def legacy_python():
+    """The venv with tflite-runtime 2.14 that .ci/run makes (or $TFLITE_RUNTIME_214_PYTHON)."""
+    path = os.environ.get("TFLITE_RUNTIME_214_PYTHON", os.path.join(ROOT, ".venv-tflite214", "bin", "python"))
+    return path if os.path.exists(path) else None
+
+
+@pytest.mark.skipif(legacy_python() is None, reason="no tflite-runtime 2.14 venv: `bash .ci/run` makes .venv-tflite214")
+def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
+    _, _, model = trained
+    from export import VARIANTS, export_saved_model
+
+    saved = export_saved_model(float32_copy(model), str(tmp_path / "sm"))
+    x = np.random.default_rng(4).uniform(0, 1, (4, 28, 28, 1)).astype("float32")
+    paths = []
+    for variant in VARIANTS:
+        path = str(tmp_path / f"capsnet_{variant}.tflite")
+        with open(path, "wb") as f:
+            f.write(convert(saved, variant, x))
+        paths.append(path)
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run([legacy_python(), os.path.join(ROOT, "tests", "legacy_runtime.py"),
+                             str(tmp_path / "x.npy"), str(tmp_path)] + paths,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for path in paths:
+        old = np.load(path + ".npy")
+        new = TFLiteModel(path)(x)  # ai-edge-litert
+        np.testing.assert_allclose(old, new, atol=1e-5, err_msg=path)
