@@ -37,7 +37,8 @@ def run(f):
     from export import VARIANTS, ExportError, convert, export_saved_model, float32_copy, load_capsnet
     from export.report import write_report
     from export.tflite import op_list
-    from export.verify import TFLiteModel, compare, median_latency_ms, predict_batches
+    from export.verify import compare, median_latency_ms, predict_batches
+    from keras_caps.tflite_runner import TFLiteModel
     from keras_caps.data import load_arrays
 
     model = float32_copy(load_capsnet(f.model))

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from export import ExportError, convert, float32_copy
-from export.verify import TFLiteModel
+from keras_caps.tflite_runner import TFLiteModel
 from keras_caps import CapsNet
 from tests.test_idx import write_mnist
 

@@ -1,0 +1,61 @@
+"""Turning any image file into what the model was trained on."""
+
+import os
+
+import numpy as np
+
+
+class ImageFileError(ValueError):
+    """An image file that cannot be read; the message names it."""
+
+
+def load_image(path):
+    """Decodes an image file with Pillow, or raises ImageFileError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise ImageFileError(f"{path}: no such file.")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageFileError(f"{path}: not a readable image ({error}).") from None
+
+
+def to_model_input(image, shape):
+    """A PIL image -> float32 `shape` (height, width, channels) in [0, 1].
+
+    One channel (MNIST-like): grayscale; dark ink on light paper is inverted to
+    MNIST's light-on-dark; the digit is cropped, scaled into the central 20/28
+    of the frame keeping its aspect ratio, and centred by its mass, as MNIST's
+    digits are. Three channels: RGB resized to the model's size.
+    """
+    from PIL import Image
+
+    height, width, channels = shape
+    if channels == 3:
+        return np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR), np.float32) / 255.0
+    if channels != 1:
+        raise ValueError(f"Models with {channels} channels are not supported by the image loader.")
+    gray = np.asarray(image.convert("L"), np.float32) / 255.0
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:
+        gray = 1.0 - gray
+    gray = np.clip(gray - np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])), 0, None)
+    if gray.max() > 0:
+        gray /= gray.max()
+    rows, cols = np.nonzero(gray > 0.2)
+    if len(rows):
+        gray = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    box = max(1, round(min(height, width) * 20 / 28))
+    scale = box / max(gray.shape)
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    digit = np.asarray(Image.fromarray((gray * 255).astype(np.uint8)).resize(size, Image.LANCZOS), np.float32) / 255
+    canvas = np.zeros((height, width), np.float32)
+    mass = digit.sum()
+    cy, cx = ((np.indices(digit.shape) * digit).reshape(2, -1).sum(1) / mass) if mass else np.array(digit.shape) / 2
+    top = int(np.clip(round(height / 2 - cy), 0, height - digit.shape[0]))
+    left = int(np.clip(round(width / 2 - cx), 0, width - digit.shape[1]))
+    canvas[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    return canvas[..., None]

@@ -1,0 +1,95 @@
+"""Classify image files with a trained CapsNet: .keras, SavedModel folder or .tflite.
+
+    python -m keras_caps.predict --model dist/capsnet_int8.tflite a.png b.jpg
+
+Prints one line per image: the file name, the predicted class and its score
+(the capsule length). Any size or colour mode is accepted (see
+`keras_caps.images.to_model_input`). A missing or unreadable file gets one line
+on stderr naming it; the others are still classified; the exit status is 1.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "A .keras CapsNet, a SavedModel folder from `python -m export`, or a .tflite file.")
+flags.mark_flag_as_required("model")
+
+
+def load_classifier(path):
+    """`(fn, (H, W, C))`: fn maps float32 images `(N, H, W, C)` to scores `(N, classes)`."""
+    import numpy as np
+
+    from keras_caps.tflite_runner import ModelFileError, TFLiteModel
+
+    if os.path.isdir(path):
+        import tensorflow as tf
+
+        try:
+            signature = tf.saved_model.load(path).signatures["serving_default"]
+        except (KeyError, OSError, ValueError) as error:
+            raise ModelFileError(f"{path}: not a SavedModel with a serving_default signature ({error}).") from None
+        spec = signature.structured_input_signature[1].get("images")
+        if spec is None or "scores" not in signature.structured_outputs:
+            raise ModelFileError(f"{path}: its serving_default signature does not take `images` and give `scores`.")
+        return (lambda x: signature(images=tf.constant(x))["scores"].numpy()), tuple(spec.shape[1:])
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: no such file or folder.")
+    if path.endswith(".tflite"):
+        runner = TFLiteModel(path)
+        return runner, tuple(int(d) for d in runner.input["shape"][1:])
+    import keras
+
+    import keras_caps
+
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:
+        raise ModelFileError(f"{path}: not a loadable .keras model ({type(error).__name__}).") from None
+    if not isinstance(model, keras_caps.CapsNet):
+        raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a keras_caps.CapsNet.")
+    return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape
+
+
+def predict_files(model_path, files, out=sys.stdout, err=sys.stderr):
+    """Classifies `files`; returns the number that could not be read."""
+    import numpy as np
+
+    from keras_caps.images import ImageFileError, load_image, to_model_input
+
+    classify, shape = load_classifier(model_path)
+    failures = 0
+    for name in files:
+        try:
+            image = to_model_input(load_image(name), shape)
+        except ImageFileError as error:
+            print(f"error: {error}", file=err)
+            failures += 1
+            continue
+        scores = classify(image[None].astype(np.float32))[0]
+        label = int(np.argmax(scores))
+        print(f"{name} {label} {float(scores[label]):.4f}", file=out)
+    return failures
+
+
+def run(f, files):
+    if not files:
+        raise app.UsageError("Name at least one image file.")
+    if predict_files(f.model, files):
+        sys.exit(1)
+
+
+def _expected_errors():
+    from keras_caps.tflite_runner import ModelFileError
+
+    return (ModelFileError,)
+
+
+if __name__ == "__main__":
+    from keras_caps.cli import absl_main
+
+    app.run(absl_main(run, _expected_errors, takes_args=True))

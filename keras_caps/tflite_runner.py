@@ -1,0 +1,64 @@
+"""Running exported .tflite files in LiteRT (ai-edge-litert), float32 in and out."""
+
+import numpy as np
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded or run; the message names it."""
+
+
+def litert_interpreter(path_or_bytes):
+    """An allocated LiteRT interpreter for a .tflite path or flatbuffer, with a clear error."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            interpreter = Interpreter(model_content=bytes(path_or_bytes))
+        else:
+            interpreter = Interpreter(model_path=str(path_or_bytes))
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise ModelFileError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'model'}: "
+                          f"not a runnable TFLite model ({error}).") from None
+    return interpreter
+
+
+class TFLiteModel:
+    """Float32 images in, float32 scores out, whatever the file's input/output types."""
+
+    def __init__(self, path_or_bytes):
+        self.interpreter = litert_interpreter(path_or_bytes)
+        self.input = self.interpreter.get_input_details()[0]
+        outputs = self.interpreter.get_output_details()
+        by_name = {o["name"]: o for o in outputs}
+        # Signature outputs are named <signature>_<key>:<i> or <key>; find the scores by shape.
+        self.scores = next((o for name, o in by_name.items() if "scores" in name), None)
+        if self.scores is None:
+            self.scores = next(o for o in outputs if len(o["shape"]) == 2 and o["dtype"] != np.int32)
+        self.batch = None
+
+    def _quantize(self, images):
+        dtype = self.input["dtype"]
+        if dtype == np.float32:
+            return images.astype(np.float32)
+        scale, zero = self.input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(images / scale + zero), info.min, info.max).astype(dtype)
+
+    def _dequantize(self, values):
+        if self.scores["dtype"] == np.float32:
+            return values
+        scale, zero = self.scores["quantization"]
+        return (values.astype(np.float32) - zero) * scale
+
+    def __call__(self, images):
+        images = np.asarray(images, np.float32)
+        if self.batch != len(images):
+            self.interpreter.resize_tensor_input(self.input["index"], (len(images),) + tuple(images.shape[1:]))
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.scores = next(o for o in self.interpreter.get_output_details() if o["index"] == self.scores["index"])
+            self.batch = len(images)
+        self.interpreter.set_tensor(self.input["index"], self._quantize(images))
+        self.interpreter.invoke()
+        return self._dequantize(self.interpreter.get_tensor(self.scores["index"]))

@@ -1,0 +1,123 @@
+"""The image loader and `python -m keras_caps.predict` on all three model formats."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_caps import CapsNet
+from keras_caps.images import ImageFileError, load_image, to_model_input
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def digit(size=28):
+    """A bright '7'-like stroke on black, MNIST style."""
+    img = np.zeros((size, size), np.uint8)
+    img[6:9, 7:21] = 255
+    for r in range(9, 23):
+        c = 20 - (r - 9) // 2
+        img[r, c - 1:c + 2] = 255
+    return img
+
+
+def test_ink_polarity_size_and_position_do_not_matter():
+    plain = to_model_input(Image.fromarray(digit()), (28, 28, 1))
+    assert plain.shape == (28, 28, 1) and plain.dtype == np.float32
+    assert 0 <= plain.min() and plain.max() <= 1
+    photo = Image.new("RGB", (300, 180), (230, 228, 220))
+    ink = Image.fromarray(255 - digit()).resize((120, 120), Image.NEAREST).convert("RGB")
+    photo.paste(ink, (20, 40))
+    processed = to_model_input(photo, (28, 28, 1))
+    # Same digit, same place: the two inputs overlap almost entirely.
+    overlap = (np.minimum(plain, processed).sum() / np.maximum(plain, processed).sum())
+    assert overlap > 0.6
+    ys, xs = np.nonzero(processed[..., 0] > 0.3)
+    assert abs(ys.mean() - 14) < 3 and abs(xs.mean() - 14) < 3
+
+
+def test_blank_and_rgb_models():
+    assert to_model_input(Image.new("L", (40, 40), 0), (28, 28, 1)).max() == 0
+    rgb = to_model_input(Image.new("RGB", (64, 48), (255, 0, 0)), (32, 32, 3))
+    assert rgb.shape == (32, 32, 3) and rgb[..., 0].min() == 1.0 and rgb[..., 1].max() == 0.0
+
+
+@pytest.mark.parametrize("content,message", [(None, "no such file"), (b"", "not a readable image"),
+                                             (b"GIF89a-not-really", "not a readable image")])
+def test_bad_image_files(tmp_path, content, message):
+    path = str(tmp_path / "x.png")
+    if content is not None:
+        open(path, "wb").write(content)
+    with pytest.raises(ImageFileError, match=message) as info:
+        load_image(path)
+    assert path in str(info.value)
+
+
+def test_truncated_png(tmp_path):
+    path = tmp_path / "t.png"
+    Image.fromarray(digit()).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageFileError, match="not a readable image"):
+        load_image(str(path))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from export import convert, export_saved_model, float32_copy
+
+    folder = tmp_path_factory.mktemp("predict")
+    keras.utils.set_random_seed(0)
+    model = CapsNet(conv_filters=16, primary_channels=4, digit_dim=8, decoder_units=(32, 64))
+    model.save(str(folder / "m.keras"))
+    saved = export_saved_model(float32_copy(model), str(folder / "saved_model"))
+    with open(folder / "m.tflite", "wb") as f:
+        f.write(convert(saved, "float32"))
+    Image.fromarray(digit()).save(folder / "a.png")
+    Image.fromarray(255 - digit()).resize((90, 70)).convert("RGB").save(folder / "b.jpg")
+    open(folder / "c.png", "wb").write(b"not an image")
+    return folder, model
+
+
+def predict(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "keras_caps.predict", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("name", ["m.keras", "saved_model", "m.tflite"])
+def test_cli_on_each_format(models, name):
+    folder, model = models
+    images = [str(folder / "a.png"), str(folder / "b.jpg")]
+    result = predict("--model", str(folder / name), *images, str(folder / "c.png"), str(folder / "gone.png"))
+    assert result.returncode == 1  # two files could not be read
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == images
+    for line, path in zip(lines, images):
+        x = to_model_input(load_image(path), (28, 28, 1))[None]
+        scores = model.predict(x, verbose=0)[0]
+        assert int(line.split()[1]) == int(scores.argmax())
+        assert float(line.split()[2]) == pytest.approx(float(scores.max()), abs=1e-3)
+    assert "c.png: not a readable image" in result.stderr and "gone.png: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_bad_models(models, tmp_path):
+    folder, _ = models
+    fake = tmp_path / "fake.tflite"
+    fake.write_bytes(b"TFL3 but not really")
+    for model, message in ((fake, "not a runnable TFLite model"), (tmp_path / "none.keras", "no such file"),
+                           (tmp_path, "not a SavedModel")):
+        result = predict("--model", str(model), str(folder / "a.png"))
+        assert result.returncode == 1 and message in result.stderr, result.stderr[-800:]
+        assert "Traceback" not in result.stderr
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": x}, input_signature=[tf.TensorSpec((None, 2), tf.float32, name="x")])
+    tf.saved_model.save(module, str(tmp_path / "other"), signatures={"serving_default": module.f})
+    result = predict("--model", str(tmp_path / "other"), str(folder / "a.png"))
+    assert result.returncode == 1 and "does not take `images`" in result.stderr
