@@ -68,16 +68,12 @@ def _split_validation(train, fraction, seed):
 
 
 def _load_model(path):
-    import keras
+    from keras_caps.model_files import ModelFileError, load_capsnet
 
-    import keras_caps  # noqa: F401  (registers the classes for deserialization)
-
-    if not os.path.isfile(path):
-        raise TrainingError(f"--weights {path}: no such file.")
     try:
-        return keras.models.load_model(path)
-    except Exception as error:
-        raise TrainingError(f"--weights {path}: not a loadable Keras model ({type(error).__name__}: {error}).") from None
+        return load_capsnet(path)
+    except ModelFileError as error:
+        raise TrainingError(f"--weights {error}") from None
 
 
 def _figures(model, history, x_test, save_dir):

@@ -134,7 +134,7 @@ def matmul_roofline(n=2048, repeats=10):
 
 
 def tflite_latencies(folder):
-    from keras_caps.tflite_runner import TFLiteModel
+    from keras_caps.model_files import TFLiteModel
     import numpy as np
 
     x = np.random.default_rng(0).uniform(0, 1, (1, 28, 28, 1)).astype("float32")

@@ -3,7 +3,8 @@
     python -m export --model runs/capsnet/best.keras --out dist/ [--data_dir DIR]
 """
 
-from export.savedmodel import export_saved_model, float32_copy, load_capsnet
+from export.savedmodel import export_saved_model, float32_copy
+from keras_caps.model_files import ModelFileError, load_capsnet
 from export.tflite import VARIANTS, ExportError, convert
 
-__all__ = ["VARIANTS", "ExportError", "convert", "export_saved_model", "float32_copy", "load_capsnet"]
+__all__ = ["VARIANTS", "ExportError", "ModelFileError", "convert", "export_saved_model", "float32_copy", "load_capsnet"]

@@ -38,7 +38,7 @@ def run(f):
     from export.report import write_report
     from export.tflite import op_list
     from export.verify import compare, median_latency_ms, predict_batches
-    from keras_caps.tflite_runner import TFLiteModel
+    from keras_caps.model_files import TFLiteModel
     from keras_caps.data import load_arrays
 
     model = float32_copy(load_capsnet(f.model))

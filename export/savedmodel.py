@@ -1,26 +1,7 @@
 """A SavedModel with one `serving_default` signature: images -> scores, class, reconstruction."""
 
-import os
-
 import keras
 import tensorflow as tf
-
-from export.errors import ExportError
-
-
-def load_capsnet(path):
-    """Loads a `.keras` CapsNet, with a clear error for anything else."""
-    import keras_caps
-
-    if not os.path.isfile(path):
-        raise ExportError(f"--model {path}: no such file.")
-    try:
-        model = keras.models.load_model(path)
-    except Exception as error:
-        raise ExportError(f"--model {path}: not a loadable .keras model ({type(error).__name__}: {error}).") from None
-    if not isinstance(model, keras_caps.CapsNet):
-        raise ExportError(f"--model {path}: holds a {type(model).__name__}, not a keras_caps.CapsNet.")
-    return model
 
 
 def float32_copy(model):

@@ -24,7 +24,7 @@ def load_classifier(path):
     """`(fn, (H, W, C))`: fn maps float32 images `(N, H, W, C)` to scores `(N, classes)`."""
     import numpy as np
 
-    from keras_caps.tflite_runner import ModelFileError, TFLiteModel
+    from keras_caps.model_files import ModelFileError, TFLiteModel, load_capsnet
 
     if os.path.isdir(path):
         import tensorflow as tf
@@ -42,16 +42,7 @@ def load_classifier(path):
     if path.endswith(".tflite"):
         runner = TFLiteModel(path)
         return runner, tuple(int(d) for d in runner.input["shape"][1:])
-    import keras
-
-    import keras_caps
-
-    try:
-        model = keras.models.load_model(path)
-    except Exception as error:
-        raise ModelFileError(f"{path}: not a loadable .keras model ({type(error).__name__}).") from None
-    if not isinstance(model, keras_caps.CapsNet):
-        raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a keras_caps.CapsNet.")
+    model = load_capsnet(path)
     return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape
 
 
@@ -84,7 +75,7 @@ def run(f, files):
 
 
 def _expected_errors():
-    from keras_caps.tflite_runner import ModelFileError
+    from keras_caps.model_files import ModelFileError
 
     return (ModelFileError,)
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from export import ExportError, convert, float32_copy
-from keras_caps.tflite_runner import TFLiteModel
+from keras_caps.model_files import TFLiteModel
 from keras_caps import CapsNet
 from tests.test_idx import write_mnist
 
@@ -131,7 +131,9 @@ def test_other_keras_model_is_refused(tmp_path):
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(path)
     from export import load_capsnet
 
-    with pytest.raises(ExportError, match="not a keras_caps.CapsNet"):
+    from keras_caps.model_files import ModelFileError
+
+    with pytest.raises(ModelFileError, match="not a keras_caps.CapsNet"):
         load_capsnet(path)
 
 

@@ -1,10 +1,29 @@
-"""Running exported .tflite files in LiteRT (ai-edge-litert), float32 in and out."""
+"""Loading model files: .keras CapsNets, and .tflite files run in LiteRT (ai-edge-litert)."""
+
+import os
 
 import numpy as np
 
 
 class ModelFileError(ValueError):
     """A model file that cannot be loaded or run; the message names it."""
+
+
+def load_capsnet(path):
+    """Loads a `.keras` file that must hold a `keras_caps.CapsNet`, or raises ModelFileError."""
+    import keras
+
+    from keras_caps.capsnet import CapsNet
+
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: no such file.")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:  # zip, JSON, h5 and deserialization errors alike
+        raise ModelFileError(f"{path}: not a loadable .keras model ({type(error).__name__}: {error}).") from None
+    if not isinstance(model, CapsNet):
+        raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a keras_caps.CapsNet.")
+    return model
 
 
 def litert_interpreter(path_or_bytes):
