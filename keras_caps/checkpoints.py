@@ -103,19 +103,28 @@ class RunCheckpoint(keras.callbacks.Callback):
         values = [row[monitor] for row in self.history if monitor in row]
         self.best = max(values) if values else None
         os.makedirs(os.path.join(save_dir, CHECKPOINT_DIR), exist_ok=True)
+        if self.history:  # resumed: drop rows of an epoch whose checkpoint never landed
+            self._write_history()
+
+    def _write_history(self):
+        atomic_write_json(os.path.join(self.save_dir, "history.json"), self.history)
+        atomic_write_csv(os.path.join(self.save_dir, "log.csv"), self.history)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
+        if not math.isfinite(logs.get("loss", 0.0)):
+            return  # a diverged epoch: keep the last good checkpoint as the one to resume from
         done = epoch + 1
         folder = os.path.join(self.save_dir, CHECKPOINT_DIR)
-        save_model_atomic(self.model, os.path.join(folder, f"epoch-{done:04d}.keras"))
+        # The epoch checkpoint is written last: it is what a restart resumes from,
+        # and everything it needs (the history up to it) is already on disk.
+        self.history = [row for row in self.history if row["epoch"] < done] + [{"epoch": done, **logs}]
+        self._write_history()
         value = logs.get(self.monitor)
         if value is not None and (self.best is None or value > self.best):
             self.best = value
             save_model_atomic(self.model, os.path.join(self.save_dir, "best.keras"))
-        self.history = [row for row in self.history if row["epoch"] < done] + [{"epoch": done, **logs}]
-        atomic_write_json(os.path.join(self.save_dir, "history.json"), self.history)
-        atomic_write_csv(os.path.join(self.save_dir, "log.csv"), self.history)
+        save_model_atomic(self.model, os.path.join(folder, f"epoch-{done:04d}.keras"))
         for old, name in sorted(
             (int(m.group(1)), n) for n in os.listdir(folder) if (m := _EPOCH_FILE.match(n))
         )[: -self.keep]:
