@@ -4,5 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS="ignore::DeprecationWarning"
+# Exported files must also run in tflite-runtime 2.14, which needs numpy<2: its own venv.
+if [ ! -x .venv-tflite214/bin/python ]; then
+  python -m venv .venv-tflite214 &&
+    .venv-tflite214/bin/pip install -q --disable-pip-version-check "tflite-runtime==2.14.0" "numpy<2" ||
+    { echo "warning: no tflite-runtime 2.14 venv (offline?); its test will be skipped" >&2; rm -rf .venv-tflite214; }
+fi
 KERAS_BACKEND=tensorflow python -m pytest -q -p no:cacheprovider tests "$@"
 KERAS_BACKEND=jax python -m pytest -q -p no:cacheprovider tests/core "$@"
