@@ -33,7 +33,6 @@ def main():
 
     from keras_caps import CapsNet, PrimaryCapsule
     from keras_caps.activations import squash
-    from keras_caps.capsnet import TORCH_UNIFORM
     from keras_caps.data import load_arrays, make_dataset
 
     if args.grouping == "torch":
@@ -48,13 +47,8 @@ def main():
     keras.mixed_precision.set_global_policy(args.policy)
     (xt, yt), (xs, ys), _ = load_arrays("mnist", args.data_dir)
     train = make_dataset(xt, yt, 100, True, shift_pixels=args.shift_pixels, seed=args.seed)
-    if args.kernel_init != "torch":
-        init = args.kernel_init
-    elif args.bias == "zeros":  # PyTorch kernels; any initializer but the default dict keeps zero biases
-        init = keras.initializers.get(TORCH_UNIFORM)
-    else:
-        init = None
-    model = CapsNet(kernel_initializer=init)
+    model = CapsNet(kernel_initializer=None if args.kernel_init == "torch" else args.kernel_init,
+                    bias_initializer="fan_in_uniform" if args.bias == "torch" else "zeros")
     optimizer = keras.optimizers.Adam(1e-3, epsilon=args.adam_epsilon, use_ema=args.ema > 0,
                                       ema_momentum=args.ema or 0.99)
     model.compile(optimizer=optimizer)

@@ -67,8 +67,9 @@ class CapsNet(keras.Model):
         lam_recon: weight of the reconstruction error (0.392 = 0.0005 * 784).
         m_plus, m_minus, down_weight: margin-loss constants (0.9, 0.1, 0.5).
         kernel_initializer: for the convolutions and the decoder. The default
-            is PyTorch's, U(+-1/sqrt(fan_in)), with biases drawn likewise, as in
-            the reference; any other initializer keeps Keras's zero biases.
+            is PyTorch's, U(+-1/sqrt(fan_in)), as in the reference.
+        bias_initializer: `"fan_in_uniform"` (PyTorch's, the default) or a Keras
+            initializer such as `"zeros"` (Keras's usual choice).
 
     Call:
         `model(images)` and `model.predict(images)` return the class scores
@@ -101,6 +102,7 @@ class CapsNet(keras.Model):
         m_minus=losses.M_MINUS,
         down_weight=losses.DOWN_WEIGHT,
         kernel_initializer=None,
+        bias_initializer="fan_in_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -135,10 +137,12 @@ class CapsNet(keras.Model):
             # One initializer object per layer: shared ones would repeat draws.
             return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
 
-        def bias_init(fan_in):
-            return FanInUniform(fan_in) if self.kernel_initializer_is_torch else "zeros"
+        self.bias_initializer = bias_initializer
 
-        self.kernel_initializer_is_torch = kernel_initializer == TORCH_UNIFORM
+        def bias_init(fan_in):
+            if bias_initializer == "fan_in_uniform":
+                return FanInUniform(fan_in)
+            return keras.initializers.get(bias_initializer)
         policy = self.dtype_policy
         self.conv1 = keras.layers.Conv2D(
             conv_filters, conv_kernel_size, activation="relu",
@@ -374,4 +378,6 @@ class CapsNet(keras.Model):
             "m_minus": self.m_minus,
             "down_weight": self.down_weight,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": (self.bias_initializer if isinstance(self.bias_initializer, str)
+                                 else keras.initializers.serialize(keras.initializers.get(self.bias_initializer))),
         }

@@ -115,6 +115,11 @@ def test_get_config_from_config():
     clone = CapsNet.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert clone.count_params() == model.count_params()
+    # PyTorch-style biases survive the round trip; "zeros" gives Keras's.
+    bias = keras.ops.convert_to_numpy(clone.conv1.bias)
+    assert 0 < np.abs(bias).max() <= 1 / 3  # U(+-1/sqrt(3*3*1))
+    zeros = CapsNet.from_config(small_model(bias_initializer="zeros").get_config())
+    assert not np.any(keras.ops.convert_to_numpy(zeros.conv1.bias))
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
