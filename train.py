@@ -76,15 +76,16 @@ def _load_model(path):
         raise TrainingError(f"--weights {error}") from None
 
 
-def _figures(model, history, x_test, save_dir):
+def _figures(model, history, test_images, save_dir):
     from keras_caps import figures
 
+    x_test = test_images[:50].astype("float32") / 255.0
     paths = {}
     if history:
         paths["curves"] = os.path.join(save_dir, "training_curves.png")
         figures.plot_history(history, paths["curves"])
     paths["reconstructions"] = os.path.join(save_dir, "reconstructions.png")
-    figures.plot_reconstructions(model, x_test[:50], paths["reconstructions"])
+    figures.plot_reconstructions(model, x_test, paths["reconstructions"])
     paths["manipulate_latent"] = os.path.join(save_dir, "manipulate_latent.png")
     figures.plot_manipulated_latent(model, x_test[0], paths["manipulate_latent"])
     return paths
@@ -111,7 +112,6 @@ def run(argv_flags):
         train, val = _split_validation(train, f.val_split, f.seed)
     else:
         val = test
-    x_test = test[0].astype("float32") / 255.0
 
     done, ckpt_path = checkpoints.latest_checkpoint(save_dir)
     history = []
@@ -139,14 +139,13 @@ def run(argv_flags):
                 model.set_weights(_load_model(f.weights).get_weights())
         model.compile(optimizer=keras.optimizers.Adam(f.lr))
 
-    if getattr(model, "image_shape", None) != info.image_shape or getattr(model, "classes", None) != info.classes:
+    if model.image_shape != info.image_shape or model.classes != info.classes:
         raise TrainingError(
-            f"The model takes {getattr(model, 'image_shape', '?')} images in "
-            f"{getattr(model, 'classes', '?')} classes; {info.name} has {info.image_shape} in {info.classes}."
+            f"The model takes {model.image_shape} images in {model.classes} classes; "
+            f"{info.name} has {info.image_shape} in {info.classes}."
         )
 
     start = time.time()
-    nan_stop = None
     epochs_run = 0
     if not f.testing:
         if done >= f.epochs:
@@ -156,11 +155,12 @@ def run(argv_flags):
                                 seed=f.seed, repeat=True)
         val_ds = make_dataset(*val, f.batch_size, training=False)
         nan_stop = checkpoints.StopOnNaN()
+        run_checkpoint = checkpoints.RunCheckpoint(save_dir, history)
         lr0, decay = f.lr, f.lr_decay
         callbacks = [
             keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay ** epoch),
             nan_stop,
-            checkpoints.RunCheckpoint(save_dir, history),
+            run_checkpoint,
             keras.callbacks.TensorBoard(os.path.join(save_dir, "tensorboard"), write_graph=False),
         ]
         print(f"Training CapsNet on {info.name} ({info.source}): {len(train[0])} images, "
@@ -171,7 +171,7 @@ def run(argv_flags):
                                validation_data=val_ds, callbacks=callbacks, verbose=f.verbose,
                                shuffle=False)  # the dataset shuffles itself
             epochs_run = len(result.epoch)
-        history = callbacks[2].history
+        history = run_checkpoint.history
         if nan_stop.bad_batch is not None:
             raise TrainingError(
                 f"The loss became NaN or infinite at batch {nan_stop.bad_batch} of epoch "
@@ -183,7 +183,7 @@ def run(argv_flags):
 
     test_ds = make_dataset(*test, f.batch_size, training=False)
     results = model.evaluate(test_ds, verbose=0, return_dict=True)
-    figure_paths = _figures(model, history, x_test, save_dir)
+    figure_paths = _figures(model, history, test[0], save_dir)
     metrics = {
         "test_accuracy": results["accuracy"],
         "test_error": 1.0 - results["accuracy"],

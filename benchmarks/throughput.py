@@ -51,6 +51,8 @@ def timed(fn, repeats, warmup):
 
 
 def median_ms(fn, repeats=30, warmup=5):
+    # Not export.verify's twin on purpose: importing `export` loads TensorFlow, which
+    # would inflate the PyTorch worker's peak-memory figure.
     for _ in range(warmup):
         fn()
     times = []

@@ -11,6 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
+from export.tflite import VARIANTS
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .keras CapsNet saved by train.py or model.save.")
 flags.DEFINE_string("out", "dist", "Output folder.")
@@ -27,6 +29,8 @@ flags.DEFINE_integer("eval_images", None, "Test images for the accuracy report (
 flags.DEFINE_integer("latency_runs", 50, "Batch-1 calls timed per file (median reported).")
 flags.mark_flag_as_required("model")
 flags.register_validator("calibration_images", lambda v: v >= 1, "--calibration_images must be >= 1.")
+flags.register_validator("variants", lambda v: bool(v) and set(v) <= set(VARIANTS),
+                         f"--variants: choose from {', '.join(VARIANTS)}.")
 flags.register_validator("eval_images", lambda v: v is None or v >= 1, "--eval_images must be >= 1.")
 flags.register_validator("latency_runs", lambda v: v >= 1, "--latency_runs must be >= 1.")
 
@@ -34,7 +38,7 @@ flags.register_validator("latency_runs", lambda v: v >= 1, "--latency_runs must 
 def run(f):
     import numpy as np
 
-    from export import VARIANTS, ExportError, convert, export_saved_model, float32_copy, load_capsnet
+    from export import ExportError, convert, export_saved_model, float32_copy, load_capsnet
     from export.report import write_report
     from export.tflite import op_list
     from export.verify import compare, median_latency_ms, predict_batches
@@ -53,9 +57,10 @@ def run(f):
 
     os.makedirs(f.out, exist_ok=True)
     saved_model = export_saved_model(model, os.path.join(f.out, "saved_model"))
-    keras_scores = predict_batches(lambda x: np.asarray(model(x)), x_eval)
+    keras_fn = lambda x: np.asarray(model(x))  # noqa: E731
+    keras_scores = predict_batches(keras_fn, x_eval)
     rows = [{"file": "keras (float32)", "size_bytes": None, **compare(keras_scores, keras_scores, y_eval),
-             "latency_ms": median_latency_ms(lambda x: np.asarray(model(x)), x_eval[0], f.latency_runs)}]
+             "latency_ms": median_latency_ms(keras_fn, x_eval[0], f.latency_runs)}]
 
     import tensorflow as tf
 
@@ -64,9 +69,6 @@ def run(f):
     rows.append({"file": "saved_model", "size_bytes": _folder_size(saved_model),
                  **compare(predict_batches(saved_fn, x_eval), keras_scores, y_eval),
                  "latency_ms": median_latency_ms(saved_fn, x_eval[0], f.latency_runs)})
-    unknown = sorted(set(f.variants) - set(VARIANTS))
-    if unknown:
-        raise ValueError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}.")
     for variant in f.variants:
         flat = convert(saved_model, variant, calibration, io_type=f.int8_io if variant == "int8" else "float32",
                        legacy_runtimes=f.legacy_runtimes)
@@ -75,12 +77,11 @@ def run(f):
             fh.write(flat)
         runner = TFLiteModel(path)
         try:
-            scores = runner(x_eval[:1])
+            scores = predict_batches(runner, x_eval)
         except RuntimeError as error:
             raise ExportError(f"{path} converts but does not run in LiteRT: {str(error).splitlines()[0]}") from None
-        scores = predict_batches(runner, x_eval)
         rows.append({"file": os.path.basename(path), "size_bytes": len(flat), **compare(scores, keras_scores, y_eval),
-                     "latency_ms": median_latency_ms(TFLiteModel(path), x_eval[0], f.latency_runs),
+                     "latency_ms": median_latency_ms(runner, x_eval[0], f.latency_runs),
                      "ops": sorted({f"{name}/v{version}" for name, version in op_list(flat)})})
         print(f"{path}: {len(flat) / 1e6:.1f} MB, accuracy {100 * rows[-1]['accuracy']:.2f}%, "
               f"agreement {100 * rows[-1]['agreement']:.2f}%")

@@ -133,16 +133,20 @@ class CapsNet(keras.Model):
             kernel_initializer = TORCH_UNIFORM
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-        def init():
-            # One initializer object per layer: shared ones would repeat draws.
-            return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
-
         self.bias_initializer = bias_initializer
+
+        def fresh(spec):
+            # One initializer object per layer: shared ones would repeat draws.
+            return keras.initializers.get(keras.initializers.serialize(keras.initializers.get(spec)))
+
+        def init():
+            return fresh(self.kernel_initializer)
 
         def bias_init(fan_in):
             if bias_initializer == "fan_in_uniform":
                 return FanInUniform(fan_in)
-            return keras.initializers.get(bias_initializer)
+            return fresh(bias_initializer)
+
         policy = self.dtype_policy
         self.conv1 = keras.layers.Conv2D(
             conv_filters, conv_kernel_size, activation="relu",

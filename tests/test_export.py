@@ -165,3 +165,11 @@ def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
         old = np.load(path + ".npy")
         new = TFLiteModel(path)(x)  # ai-edge-litert
         np.testing.assert_allclose(old, new, atol=1e-5, err_msg=path)
+
+
+def test_unknown_variant_is_refused_before_any_work(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "export", "--model", "absent.keras", "--variants", "float32,int4",
+                             "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode != 0 and "--variants: choose from float32" in result.stderr
+    assert not (tmp_path / "o").exists()
