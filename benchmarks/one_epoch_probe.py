@@ -2,6 +2,7 @@
 
     python benchmarks/one_epoch_probe.py --data_dir ../shared/data/mnist [--kernel_init glorot_uniform]
         [--bias zeros] [--policy float32] [--ema 0.99] [--adam_epsilon 1e-8] [--grouping torch] [--seed 1]
+        [--schedule cosine] [--lr 2e-3]
 
 The same CapsNet and input pipeline as train.py (shift 2, Adam 1e-3); prints the test accuracy.
 """
@@ -26,6 +27,9 @@ def main():
     p.add_argument("--grouping", default="channels_last", choices=["channels_last", "torch"])
     p.add_argument("--shift_pixels", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "warmup_cosine"],
+                   help="learning rate over the 600 steps: constant, cosine decay to 0, or 60 warm-up steps then cosine")
+    p.add_argument("--lr", type=float, default=1e-3)
     args = p.parse_args()
 
     import keras
@@ -49,7 +53,15 @@ def main():
     train = make_dataset(xt, yt, 100, True, shift_pixels=args.shift_pixels, seed=args.seed)
     model = CapsNet(kernel_initializer=None if args.kernel_init == "torch" else args.kernel_init,
                     bias_initializer="fan_in_uniform" if args.bias == "torch" else "zeros")
-    optimizer = keras.optimizers.Adam(1e-3, epsilon=args.adam_epsilon, use_ema=args.ema > 0,
+    steps = len(train)
+    if args.schedule == "constant":
+        lr = args.lr
+    elif args.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(args.lr, steps)
+    else:
+        lr = keras.optimizers.schedules.CosineDecay(0.0, steps - steps // 10, warmup_target=args.lr,
+                                                    warmup_steps=steps // 10)
+    optimizer = keras.optimizers.Adam(lr, epsilon=args.adam_epsilon, use_ema=args.ema > 0,
                                       ema_momentum=args.ema or 0.99)
     model.compile(optimizer=optimizer)
     start = time.time()

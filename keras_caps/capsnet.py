@@ -9,6 +9,7 @@ from keras import ops
 from keras_caps import losses
 from keras_caps.activations import safe_norm
 from keras_caps.dense_capsule import DenseCapsule, check_routings
+from keras_caps.distribution import local_values, replicas_in_sync, step_outputs
 from keras_caps.primary_capsule import PrimaryCapsule
 
 # PyTorch's default for Conv2d and Linear (kaiming_uniform with a=sqrt(5)):
@@ -331,6 +332,18 @@ class CapsNet(keras.Model):
         with self._emitting_loss_outputs():
             return super().test_on_batch(*args, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # TensorFlow trainer only. Keras 3 all-reduces one data batch across
+        # replicas just to learn its shapes, which fails under
+        # MultiWorkerMirroredStrategy (keras-team/keras#20585); this replica's
+        # own share of the batch has the same structure and serves as well.
+        if iterator is not None and getattr(self, "_distribute_strategy", None) is not None:
+            for _, _, it in iterator:
+                data_batch = local_values(next(it))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
             raise ValueError(
@@ -354,12 +367,16 @@ class CapsNet(keras.Model):
         total = margin + self.lam_recon * recon
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
-        return total
+        # Under tf.distribute each replica's gradients are summed: divide so
+        # the step is that of the mean over the global batch (Keras's losses
+        # do the same; fit's `loss` log undoes it).
+        replicas = replicas_in_sync()
+        return total / replicas if replicas > 1 else total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         scores = y_pred["scores"] if isinstance(y_pred, dict) else y_pred
         self.accuracy_tracker.update_state(self.one_hot(y), scores, sample_weight=sample_weight)
-        return super().compute_metrics(x, y, scores, sample_weight)
+        return step_outputs(super().compute_metrics(x, y, scores, sample_weight))
 
     # ----------------------------------------------------------------- config
     def get_config(self):

@@ -34,13 +34,19 @@ def shift_images(images, max_shift, seed=None):
     Args:
         images: float tensor `(batch, height, width, channels)`.
         max_shift: largest shift in pixels (0 returns `images`).
+        seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
+            int tensor: a stateless draw, the same for the same seed wherever
+            and in whatever order it runs.
     """
     if max_shift <= 0:
         return images
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
     padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
-    offsets = tf.random.uniform((batch, 2), 0, 2 * max_shift + 1, dtype=tf.int32, seed=seed)
+    if tf.is_tensor(seed):
+        offsets = tf.random.stateless_uniform((batch, 2), seed, 0, 2 * max_shift + 1, dtype=tf.int32)
+    else:
+        offsets = tf.random.uniform((batch, 2), 0, 2 * max_shift + 1, dtype=tf.int32, seed=seed)
     rows = offsets[:, 0:1] + tf.range(height)[None, :]  # (batch, height)
     cols = offsets[:, 1:2] + tf.range(width)[None, :]  # (batch, width)
     picked = tf.gather(padded, rows, axis=1, batch_dims=1)
@@ -157,25 +163,59 @@ def _to_arrays(ds, chunk=10000):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False):
+def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False,
+                 first_epoch=0):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
     uint8 images are held in memory as they are and divided by 255 per batch;
     float images must already lie in [0, 1]. Training data is shuffled each
     epoch and shifted by up to `shift_pixels` pixels.
+
+    With a `seed`, a repeated training set is a pure function of the seed:
+    epoch e is shuffled by (seed, `first_epoch` + e), so every iterator over
+    it, on every worker and after every restart, yields the same batches.
     """
     divisor = 255.0 if np.issubdtype(np.asarray(images).dtype, np.integer) else 1.0
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=False)
+    if training and repeat and seed is not None:
+        # Not shuffle(reshuffle_each_iteration): its epochs draw seeds from a
+        # generator shared by all iterators, so a prefetching iterator that
+        # Keras discards (it peeks at one batch under tf.distribute) shifts
+        # the order of the next one, depending on thread timing.
+        count = len(images)
+        all_images, all_labels = tf.constant(images), tf.constant(labels)
+
+        def permutation(epoch):
+            return tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+
+        ds = tf.data.Dataset.counter(first_epoch).map(permutation).unbatch().batch(batch_size)
+        ds = ds.map(lambda index: (tf.gather(all_images, index), tf.gather(all_labels, index)))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+        if training:
+            ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=False)
+    shifting = training and shift_pixels > 0
 
     def scale(x, y):
-        x = tf.cast(x, tf.float32) / divisor
-        if training and shift_pixels:
-            x = shift_images(x, shift_pixels, seed=seed)
-        return x, y
+        return tf.cast(x, tf.float32) / divisor, y
 
-    return ds.map(scale, num_parallel_calls=AUTOTUNE, deterministic=seed is not None).prefetch(AUTOTUNE)
+    def scale_and_shift(index, batch):
+        x, y = scale(*batch)
+        # Seeded runs draw each batch's shifts from (seed, batch number):
+        # a stateful draw in a parallel map would depend on thread timing.
+        batch_seed = None if seed is None else tf.stack([tf.constant(seed, tf.int64), index])
+        return shift_images(x, shift_pixels, seed=batch_seed), y
+
+    if shifting:
+        ds = ds.enumerate().map(scale_and_shift, num_parallel_calls=AUTOTUNE)
+    else:
+        ds = ds.map(scale, num_parallel_calls=AUTOTUNE)
+    ds = ds.prefetch(AUTOTUNE)
+    # In-memory data has no files to shard: workers of a multi-worker run take
+    # alternate elements of the same (identically seeded) order.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)

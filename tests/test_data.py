@@ -43,6 +43,37 @@ def test_make_dataset_scales_batches_and_shuffles():
     assert sorted(orders[0]) == list(range(10)) and orders[0] != list(range(10))
 
 
+def _batches(dataset, n):
+    it = iter(dataset)
+    return [tuple(t.numpy() for t in next(it)) for _ in range(n)]
+
+
+def test_seeded_repeated_training_set_is_the_same_from_every_iterator():
+    """A half-read, prefetching iterator (as Keras discards under tf.distribute)
+    must not change what the next iterator yields: each epoch is a permutation
+    of its own, and shifts are drawn from (seed, batch number)."""
+    images = np.random.default_rng(0).integers(0, 256, (12, 6, 6, 1), dtype=np.uint8)
+    labels = np.arange(12)
+    ds = data.make_dataset(images, labels, 4, training=True, shift_pixels=1, seed=5, repeat=True)
+    first = _batches(ds, 9)  # three epochs
+    peek = iter(ds)
+    next(peek)  # a discarded iterator that has started prefetching
+    again = _batches(ds, 9)
+    for (x1, y1), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(y1, y2)
+        np.testing.assert_array_equal(x1, x2)
+    epochs = [np.concatenate([y for _, y in first[3 * e:3 * e + 3]]) for e in range(3)]
+    assert all(sorted(e) == list(range(12)) for e in epochs)  # each epoch sees every image once
+    assert len({tuple(e) for e in epochs}) == 3  # in a new order each epoch
+    assert any(not np.array_equal(x, images[y] / 255.0) for x, y in first)  # shifted
+    # A resumed run continues the sequence of epochs instead of repeating epoch 0.
+    later = data.make_dataset(images, labels, 4, training=True, shift_pixels=1, seed=5, repeat=True,
+                              first_epoch=1)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in _batches(later, 3)]), epochs[1])
+    other_seed = data.make_dataset(images, labels, 4, training=True, seed=6, repeat=True)
+    assert not np.array_equal(np.concatenate([y for _, y in _batches(other_seed, 3)]), epochs[0])
+
+
 def test_load_arrays_from_idx(tmp_path):
     write_mnist(str(tmp_path), n_train=12, n_test=5)
     (x, y), (xt, yt), info = data.load_arrays("mnist", str(tmp_path))

@@ -1,0 +1,152 @@
+"""tf.distribute strategies for training on more than one device or machine.
+
+    strategy = make_strategy("mirrored")       # all local GPUs
+    with strategy.scope():
+        model = CapsNet(); model.compile(optimizer="adam")
+    model.fit(dataset)                          # global batch, split across replicas
+
+Batch sizes are global: a batch of 100 on 4 replicas gives each 25 images,
+and one optimizer step sees all 100, so the learning rate needs no scaling.
+"""
+
+import json
+import os
+
+import keras
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+class StrategyError(ValueError):
+    """A strategy that cannot be made here; the message says why."""
+
+
+def replicas_in_sync():
+    """Replicas whose gradients one optimizer step sums (1 off tf.distribute)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def local_values(structure):
+    """`structure` with each `tf.distribute.DistributedValues` replaced by this
+    process's first local value; anything else is returned as it is."""
+    if keras.backend.backend() != "tensorflow":
+        return structure
+    import tensorflow as tf
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return tf.distribute.get_strategy().experimental_local_results(value)[0]
+        return value
+
+    return keras.tree.map_structure(local, structure)
+
+
+def _workers(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or getattr(resolver, "task_type", None) is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(job, ())) for job in ("chief", "worker"))
+
+
+def step_outputs(results):
+    """Step results (scalars) in a shape Keras can reduce across workers.
+
+    Keras 3 averages a step's outputs over workers with
+    `reduce("MEAN", value, axis=0)`, which fails on scalars
+    (keras-team/keras#20585); a leading axis of one keeps the values and
+    the mean comes out a scalar again. Unchanged off multi-worker runs.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return results
+    import tensorflow as tf
+
+    if _workers(tf.distribute.get_strategy()) < 2:
+        return results
+    return {name: tf.reshape(value, (1,)) if value.shape.rank == 0 else value
+            for name, value in results.items()}
+
+
+def _cluster_spec():
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise StrategyError(
+            "--strategy multi_worker needs TF_CONFIG, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}.'
+        )
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        task_type, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise StrategyError(f"TF_CONFIG is not a valid cluster description ({error!r}): {raw}") from None
+    cluster = config["cluster"]
+    if task_type not in cluster or not 0 <= index < len(cluster[task_type]):
+        raise StrategyError(f"TF_CONFIG: task {task_type}:{index} is not in the cluster {cluster}.")
+    if not workers:
+        raise StrategyError("TF_CONFIG: the cluster lists no workers.")
+    return config
+
+
+def make_strategy(name="default", devices=None):
+    """The `tf.distribute.Strategy` called `name` (one of `STRATEGIES`).
+
+    Args:
+        name: `default` (one device), `mirrored` (all local GPUs, or `devices`),
+            `multi_worker` (MultiWorkerMirroredStrategy; the cluster comes from
+            the `TF_CONFIG` environment variable) or `tpu`.
+        devices: for `mirrored`, the devices to use (default: all GPUs, else
+            the CPU).
+
+    Create it before any other TensorFlow work: multi-worker collectives are
+    configured when the strategy is made.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        _cluster_spec()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            raise StrategyError(f"--strategy tpu: no TPU found here ({str(error).splitlines()[0]}).") from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise StrategyError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+
+
+def is_chief(strategy):
+    """True for the one process that writes checkpoints and logs.
+
+    That is the `chief` task if the cluster has one, else worker 0; every
+    single-process strategy is its own chief.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_dir(save_dir, strategy):
+    """Where this process writes: `save_dir` on the chief; a scratch folder
+    inside it on other workers, which must still save (saving can involve
+    collective reads) but whose files nobody keeps."""
+    if is_chief(strategy):
+        return save_dir
+    resolver = strategy.cluster_resolver
+    return os.path.join(save_dir, f".{resolver.task_type}-{resolver.task_id}")

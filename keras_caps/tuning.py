@@ -1,0 +1,135 @@
+"""Hyperparameter search for CapsNet with keras-tuner.
+
+    from keras_caps.tuning import search
+    tuner = search((x_train, y_train), (x_val, y_val), directory="runs/tune",
+                   algorithm="bayesian", max_trials=20, epochs=5)
+    best_model = tuner.get_best_models(1)[0]
+    best_hp = tuner.get_best_hyperparameters(1)[0].values
+
+The validation arrays score the trials; keep the test set out of the search.
+Tuner state lives in `directory/project_name`, so calling `search` again with
+the same arguments resumes an interrupted search.
+"""
+
+import keras
+import keras_tuner as kt
+
+from keras_caps.capsnet import CapsNet
+
+ALGORITHMS = ("hyperband", "bayesian")
+
+
+def define_search_space(hp):
+    """Registers the searched hyperparameters on `hp` (a `kt.HyperParameters`).
+
+    routings 1-3, Adam learning rate 1e-4..3e-3 (log), per-epoch learning-rate
+    decay 0.8..1.0, `lam_recon` 0.05..1.0 (log), primary-capsule channels
+    8/16/32 and batch size 32/64/100/128. Values fixed beforehand on `hp`
+    (`hp.Fixed("routings", 3)`) are kept.
+    """
+    hp.Int("routings", 1, 3, default=3)
+    hp.Float("lr", 1e-4, 3e-3, sampling="log", default=1e-3)
+    hp.Float("lr_decay", 0.8, 1.0, default=0.9)
+    hp.Float("lam_recon", 0.05, 1.0, sampling="log", default=0.392)
+    hp.Choice("primary_channels", [8, 16, 32], default=32)
+    hp.Choice("batch_size", [32, 64, 100, 128], default=100)
+    return hp
+
+
+class CapsNetHyperModel(kt.HyperModel):
+    """Builds and trains one `CapsNet` per trial.
+
+    Args:
+        input_shape, classes: the data's image shape and class count.
+        shift_pixels: training shift augmentation, as in `train.py`.
+        seed: shuffling and augmentation seed.
+        steps_per_epoch: batches per epoch (default: one pass).
+        model_kwargs: other fixed `CapsNet` arguments (e.g. `conv_filters`).
+
+    `fit(hp, model, train, validation_data)` takes `(images, labels)` arrays:
+    each trial batches them with its own `batch_size`.
+    """
+
+    def __init__(self, input_shape=(28, 28, 1), classes=10, shift_pixels=2, seed=None,
+                 steps_per_epoch=None, model_kwargs=None, name="capsnet", tunable=True):
+        super().__init__(name=name, tunable=tunable)
+        self.input_shape = tuple(input_shape)
+        self.classes = classes
+        self.shift_pixels = shift_pixels
+        self.seed = seed
+        self.steps_per_epoch = steps_per_epoch
+        self.model_kwargs = dict(model_kwargs or {})
+
+    def build(self, hp):
+        define_search_space(hp)
+        model = CapsNet(
+            input_shape=self.input_shape, classes=self.classes, routings=hp.get("routings"),
+            primary_channels=hp.get("primary_channels"), lam_recon=hp.get("lam_recon"),
+            **self.model_kwargs,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(hp.get("lr")))
+        return model
+
+    def fit(self, hp, model, train, validation_data=None, callbacks=None, epochs=1, **kwargs):
+        from keras_caps.data import make_dataset
+
+        batch_size = hp.get("batch_size")
+        lr, decay = hp.get("lr"), hp.get("lr_decay")
+        train_ds = make_dataset(*train, batch_size, training=True, shift_pixels=self.shift_pixels,
+                                seed=self.seed, repeat=self.steps_per_epoch is not None)
+        val_ds = make_dataset(*validation_data, batch_size, training=False) if validation_data else None
+        schedule = keras.callbacks.LearningRateScheduler(lambda epoch: lr * decay ** epoch)
+        return model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                         steps_per_epoch=self.steps_per_epoch,
+                         callbacks=[schedule] + list(callbacks or []), shuffle=False, **kwargs)
+
+
+def make_tuner(hypermodel, directory, algorithm="hyperband", max_trials=10, epochs=10,
+               project_name="tuner", seed=None, distribution_strategy=None, hyperparameters=None,
+               overwrite=False, **kwargs):
+    """A keras-tuner `Hyperband` or `BayesianOptimization` tuner maximising `val_accuracy`.
+
+    `epochs` is each trial's training length (Hyperband: the most any trial
+    gets); `max_trials` caps the number of trials for both algorithms. Other
+    keyword arguments go to the tuner.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"Unknown tuning algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
+    if max_trials < 1:
+        raise ValueError(f"max_trials must be >= 1, got {max_trials}.")
+    common = dict(
+        hypermodel=hypermodel, objective=kt.Objective("val_accuracy", "max"), seed=seed,
+        hyperparameters=hyperparameters, directory=directory, project_name=project_name,
+        distribution_strategy=distribution_strategy, overwrite=overwrite, **kwargs,
+    )
+    if algorithm == "bayesian":
+        return kt.BayesianOptimization(max_trials=max_trials, **common)
+    tuner = kt.Hyperband(max_epochs=max(epochs, 2), factor=3, **common)
+    # Hyperband sizes its brackets from max_epochs; the oracle's max_trials
+    # (honoured by every keras-tuner oracle) caps the total.
+    tuner.oracle.max_trials = max_trials
+    return tuner
+
+
+def search(train, validation, directory, algorithm="hyperband", max_trials=10, epochs=10,
+           input_shape=None, classes=None, shift_pixels=2, seed=None, steps_per_epoch=None,
+           model_kwargs=None, verbose=1, **tuner_kwargs):
+    """Runs (or resumes) a search and returns the tuner.
+
+    Args:
+        train, validation: `(images, labels)` arrays; images uint8 or floats in
+            [0, 1], labels integer class ids. `validation` scores the trials.
+        directory: where the tuner keeps its state (a `tuner/` folder).
+        algorithm: `hyperband` or `bayesian`.
+        max_trials, epochs: see `make_tuner`.
+        input_shape, classes: default to the training data's.
+    """
+    images, labels = train
+    hypermodel = CapsNetHyperModel(
+        input_shape=input_shape or images.shape[1:], classes=classes or int(labels.max()) + 1,
+        shift_pixels=shift_pixels, seed=seed, steps_per_epoch=steps_per_epoch, model_kwargs=model_kwargs,
+    )
+    tuner = make_tuner(hypermodel, directory, algorithm=algorithm, max_trials=max_trials,
+                       epochs=epochs, seed=seed, **tuner_kwargs)
+    tuner.search(train, validation_data=validation, epochs=epochs, verbose=verbose)
+    return tuner

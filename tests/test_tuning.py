@@ -1,0 +1,106 @@
+"""keras-tuner search: the API on arrays, and train.py --tune end to end with a resumed search."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_caps.tuning import CapsNetHyperModel, define_search_space, make_tuner, search
+from tests.test_train import common, train
+
+SMALL = dict(conv_filters=16, decoder_units=(32, 64))
+
+
+def _arrays(n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "bayesian"])
+def test_search_runs_max_trials_and_returns_a_working_best_model(algorithm, tmp_path):
+    tuner = search(_arrays(40, 0), _arrays(20, 1), str(tmp_path), algorithm=algorithm, max_trials=2,
+                   epochs=2, classes=10, seed=0, model_kwargs=SMALL, verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials)
+    best = tuner.get_best_hyperparameters(1)[0].values
+    assert 1 <= best["routings"] <= 3 and 1e-4 <= best["lr"] <= 3e-3
+    assert best["batch_size"] in (32, 64, 100, 128) and best["primary_channels"] in (8, 16, 32)
+    assert 0.8 <= best["lr_decay"] <= 1.0 and 0.05 <= best["lam_recon"] <= 1.0
+    model = tuner.get_best_models(1)[0]
+    assert model.routings == best["routings"] and model.primary_channels == best["primary_channels"]
+    assert model.lam_recon == pytest.approx(best["lam_recon"])
+    assert model.predict(np.zeros((2, 28, 28, 1), "float32"), verbose=0).shape == (2, 10)
+    # Scored on the validation arrays: the best trial's score is their accuracy.
+    score = tuner.oracle.get_best_trials(1)[0].score
+    x_val, y_val = _arrays(20, 1)
+    accuracy = model.evaluate(x_val / 255.0, y_val, verbose=0, return_dict=True)["accuracy"]
+    assert score == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_fixed_hyperparameters_stay_fixed(tmp_path):
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    hp.Fixed("routings", 2)
+    tuner = make_tuner(CapsNetHyperModel(classes=10, model_kwargs=SMALL), str(tmp_path), algorithm="bayesian",
+                       max_trials=2, epochs=1, hyperparameters=hp, seed=0)
+    tuner.search(_arrays(20, 0), validation_data=_arrays(10, 1), epochs=1, verbose=0)
+    assert {t.hyperparameters.get("routings") for t in tuner.oracle.trials.values()} == {2}
+    space = define_search_space(kt.HyperParameters())
+    assert {p.name for p in space.space} == {"routings", "lr", "lr_decay", "lam_recon", "primary_channels",
+                                             "batch_size"}
+
+
+def test_make_tuner_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="Unknown tuning algorithm 'grid'"):
+        make_tuner(CapsNetHyperModel(), str(tmp_path), algorithm="grid")
+    with pytest.raises(ValueError, match="max_trials must be >= 1"):
+        make_tuner(CapsNetHyperModel(), str(tmp_path), max_trials=0)
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    from tests.test_idx import write_mnist
+
+    folder = str(tmp_path_factory.mktemp("mnist"))
+    write_mnist(folder, n_train=60, n_test=20)
+    return folder
+
+
+def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
+    save = str(tmp_path / "tune")
+    args = [*common(mnist_dir, save), "--tune", "--epochs", "2"]
+    result = train(*args, "--max_trials", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Best hyperparameters: " in result.stdout
+    summary = json.load(open(os.path.join(save, "tuning.json")))
+    # The search never sees the test set: 10% of the 60 training images score it.
+    assert (summary["train_images"], summary["validation_images"]) == (54, 6)
+    assert summary["trials"] == summary["trials_completed"] == 1
+    assert 0 <= summary["test_accuracy"] <= 1
+
+    # Run again with a larger budget: the tuner reloads its state and adds one trial.
+    result = train(*args, "--max_trials", "2", "--tuner", "hyperband")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Reloading Tuner" in result.stdout
+    summary = json.load(open(os.path.join(save, "tuning.json")))
+    assert summary["trials"] == 2
+    best = json.load(open(os.path.join(save, "best_hyperparameters.json")))
+    assert best == summary["best_hyperparameters"]
+    import keras_caps  # noqa: F401
+
+    model = keras.models.load_model(os.path.join(save, "best.keras"))
+    assert model.routings == best["routings"] and model.primary_channels == best["primary_channels"]
+    assert model.predict(np.zeros((1, 28, 28, 1), "float32"), verbose=0).shape == (1, 10)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--testing", "--weights", "x.keras"], "--tune and --testing exclude each other"),
+    (["--max_trials", "0"], "--max_trials must be >= 1"),
+    (["--tuner", "grid"], "grid"),
+])
+def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):
+    result = train("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "t"), "--tune", *extra, timeout=120)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
