@@ -27,8 +27,9 @@ def main():
     p.add_argument("--grouping", default="channels_last", choices=["channels_last", "torch"])
     p.add_argument("--shift_pixels", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "warmup_cosine"],
-                   help="learning rate over the 600 steps: constant, cosine decay to 0, or 60 warm-up steps then cosine")
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "warmup_cosine", "warmup"],
+                   help="learning rate over the 600 steps: constant, cosine decay to 0, 60 warm-up steps "
+                        "then cosine to 0, or 60 warm-up steps then constant")
     p.add_argument("--lr", type=float, default=1e-3)
     args = p.parse_args()
 
@@ -58,6 +59,8 @@ def main():
         lr = args.lr
     elif args.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(args.lr, steps)
+    elif args.schedule == "warmup":
+        lr = keras.optimizers.schedules.CosineDecay(0.0, 10 ** 9, warmup_target=args.lr, warmup_steps=steps // 10)
     else:
         lr = keras.optimizers.schedules.CosineDecay(0.0, steps - steps // 10, warmup_target=args.lr,
                                                     warmup_steps=steps // 10)

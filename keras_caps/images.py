@@ -11,15 +11,23 @@ class ImageFileError(ValueError):
 
 def load_image(path):
     """Decodes an image file with Pillow, or raises ImageFileError naming it."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
         raise ImageFileError(f"{path}: no such file.")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse
+            # there too rather than decode hundreds of megabytes.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return image.copy()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise ImageFileError(f"{path}: too large to be a digit ({error}).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageFileError(f"{path}: not a readable image ({error}).") from None
 
 

@@ -15,6 +15,8 @@ def load_capsnet(path):
 
     from keras_caps.capsnet import CapsNet
 
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: is a folder (a SavedModel?); this needs a .keras model file.")
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such file.")
     try:
@@ -70,8 +72,24 @@ class TFLiteModel:
         scale, zero = self.scores["quantization"]
         return (values.astype(np.float32) - zero) * scale
 
+    @property
+    def image_shape(self):
+        return tuple(int(d) for d in self.input["shape"][1:])
+
     def __call__(self, images):
-        images = np.asarray(images, np.float32)
+        """Float32 scores `(N, classes)` for images `(N, H, W, C)` in [0, 1].
+
+        Images of another shape, or that are not numbers, raise ValueError;
+        NaN pixels give NaN scores in float files and arbitrary ones in
+        int8-input files (quantizing NaN has no meaning): check inputs first.
+        """
+        array = np.asarray(images)
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise ValueError(f"TFLite model: images must be numbers, got dtype {array.dtype}.")
+        if array.ndim != 4 or tuple(array.shape[1:]) != self.image_shape or len(array) == 0:
+            raise ValueError(f"TFLite model: images must be (N, {', '.join(map(str, self.image_shape))}) "
+                             f"with N >= 1, got {array.shape}.")
+        images = array.astype(np.float32)
         if self.batch != len(images):
             self.interpreter.resize_tensor_input(self.input["index"], (len(images),) + tuple(images.shape[1:]))
             self.interpreter.allocate_tensors()

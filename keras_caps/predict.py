@@ -41,7 +41,7 @@ def load_classifier(path):
         raise ModelFileError(f"{path}: no such file or folder.")
     if path.endswith(".tflite"):
         runner = TFLiteModel(path)
-        return runner, tuple(int(d) for d in runner.input["shape"][1:])
+        return runner, runner.image_shape
     model = load_capsnet(path)
     return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape
 
