@@ -71,7 +71,8 @@ def _expected_idx(data):
     shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     dtype = np.dtype(_CODES[data[2]])
     size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    if size > MAX_BYTES or len(data) != 4 + 4 * ndim + size:
+    bound = np.prod([max(d, 1) for d in shape], dtype=np.float64) * dtype.itemsize  # zeros do not hide a huge shape
+    if bound > MAX_BYTES or len(data) != 4 + 4 * ndim + size:
         return None
     return np.frombuffer(data[4 + 4 * ndim:], dtype).reshape(shape)
 
