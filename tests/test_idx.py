@@ -55,7 +55,7 @@ HEADER = bytes([0, 0, 8, 3]) + np.array([2, 28, 28], ">u4").tobytes()
         ("short", HEADER + b"\0" * 100, False, "truncated"),
         ("short.gz", HEADER + b"\0" * 100, True, "truncated"),
         ("long", HEADER + b"\0" * (2 * 784 + 1), False, "more data"),
-        ("huge", bytes([0, 0, 8, 3]) + np.array([2**31, 2**31, 2**31], ">u4").tobytes(), False, "more than"),
+        ("huge", bytes([0, 0, 8, 3]) + np.array([2**31, 2**31, 2**31], ">u4").tobytes(), False, "beyond the"),
         ("fake.gz", HEADER + b"\0" * (2 * 784), False, "not gzip"),
         ("broken.gz", b"\x1f\x8b\x08\x00garbage-not-deflate", False, "cannot be read"),
     ],
