@@ -1,6 +1,6 @@
 """Kill train.py with SIGKILL at random moments, restart it, and check what it left.
 
-    python tests/chaos.py --kills 20 --epochs 12 --seed 0     # the RELIABILITY.md figures
+    python tests/chaos.py --kills 20 --epochs 40 --seed 0     # the RELIABILITY.md figures
 
 Each round starts `train.py` on a small IDX slice with the same --save_dir and
 kills it either while it writes a file (a `.tmp-*` file exists) or at a random
@@ -119,7 +119,7 @@ def run_with_kills(data_dir, save_dir, epochs=4, kills=3, seed=0, timeout=600):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=int, default=3600)
     args = parser.parse_args()
