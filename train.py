@@ -25,6 +25,8 @@ flags.DEFINE_integer("epochs", 50, "Epochs to train (>= 1).")
 flags.DEFINE_integer("batch_size", 100, "Batch size (>= 1).")
 flags.DEFINE_float("lr", 0.001, "Initial Adam learning rate (> 0).")
 flags.DEFINE_float("lr_decay", 0.9, "Learning rate multiplier per epoch: lr * lr_decay**epoch (0 < d <= 1).")
+flags.DEFINE_integer("warmup_steps", 60, "Linear learning-rate warm-up over the first N optimizer steps of a "
+                     "run (0: none); then --lr * --lr_decay**epoch.")
 flags.DEFINE_float("lam_recon", 0.392, "Weight of the mean squared reconstruction error (0.0005 * 784).")
 flags.DEFINE_integer("shift_pixels", 2, "Random shift of training images, up to this many pixels (0 = none).")
 flags.DEFINE_string("dataset", "mnist", "TFDS image classification data set (mnist, fashion_mnist, cifar10, ...).")
@@ -55,6 +57,7 @@ flags.register_validator("epochs", lambda v: v >= 1, "--epochs must be >= 1.")
 flags.register_validator("batch_size", lambda v: v >= 1, "--batch_size must be >= 1.")
 flags.register_validator("lr", lambda v: v > 0 and math.isfinite(v), "--lr must be a positive number.")
 flags.register_validator("lr_decay", lambda v: 0 < v <= 1, "--lr_decay must lie in (0, 1].")
+flags.register_validator("warmup_steps", lambda v: v >= 0, "--warmup_steps must be >= 0.")
 flags.register_validator("lam_recon", lambda v: v >= 0 and math.isfinite(v), "--lam_recon must be >= 0.")
 flags.register_validator("shift_pixels", lambda v: v >= 0, "--shift_pixels must be >= 0.")
 flags.register_validator("steps_per_epoch", lambda v: v is None or v >= 1, "--steps_per_epoch must be >= 1.")
@@ -160,7 +163,7 @@ def run(argv_flags):
 
     import keras
 
-    from keras_caps import CapsNet, checkpoints
+    from keras_caps import CapsNet, checkpoints, schedules
     from keras_caps.data import load_arrays, make_dataset
     from keras_caps.distribution import StrategyError, is_chief, make_strategy, worker_dir
     from keras_caps.precision import resolve_policy
@@ -240,9 +243,9 @@ def run(argv_flags):
         val_ds = make_dataset(*val, f.batch_size, training=False)
         nan_stop = checkpoints.StopOnNaN()
         run_checkpoint = checkpoints.RunCheckpoint(out_dir, history)
-        lr0, decay = f.lr, f.lr_decay
         callbacks = [
-            keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay ** epoch),
+            schedules.EpochDecay(f.lr, f.lr_decay),
+            schedules.LinearWarmUp(f.warmup_steps),
             nan_stop,
             run_checkpoint,
             keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False),
@@ -285,7 +288,7 @@ def run(argv_flags):
         "data_source": info.source,
         "figures": figure_paths,
         "flags": {name: f[name].value for name in
-                  ("routings", "epochs", "batch_size", "lr", "lr_decay", "lam_recon", "shift_pixels",
+                  ("routings", "epochs", "batch_size", "lr", "lr_decay", "warmup_steps", "lam_recon", "shift_pixels",
                    "dataset", "data_dir", "save_dir", "testing", "weights", "mixed_precision", "seed",
                    "steps_per_epoch", "resume", "val_split", "strategy")},
     }
