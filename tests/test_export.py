@@ -82,6 +82,8 @@ def test_int8_file_with_int8_io_runs_and_agrees(trained, tmp_path):
     flat = convert(saved, "int8", x, io_type="int8")
     runner = TFLiteModel(flat)
     assert runner.input["dtype"] == np.int8
+    kinds = {d["shape"].size: d["dtype"] for d in runner.interpreter.get_output_details()}
+    assert kinds == {4: np.int8, 1: np.int32, 2: np.float32}  # reconstruction, class_id, scores
     scores = runner(x)
     np.testing.assert_allclose(scores, model.predict(x, verbose=0), atol=0.1)
     with pytest.raises(ExportError, match="int8 file: input/output type 'uint8'"):
