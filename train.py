@@ -25,8 +25,11 @@ flags.DEFINE_integer("epochs", 50, "Epochs to train (>= 1).")
 flags.DEFINE_integer("batch_size", 100, "Batch size (>= 1).")
 flags.DEFINE_float("lr", 0.001, "Initial Adam learning rate (> 0).")
 flags.DEFINE_float("lr_decay", 0.9, "Learning rate multiplier per epoch: lr * lr_decay**epoch (0 < d <= 1).")
-flags.DEFINE_integer("warmup_steps", 60, "Linear learning-rate warm-up over the first N optimizer steps of a "
-                     "run (0: none); then --lr * --lr_decay**epoch.")
+flags.DEFINE_enum("lr_schedule", "exponential", ["exponential", "cosine"],
+                  "exponential: --lr * --lr_decay**epoch (the reference's). cosine: from --lr down to 0 at the "
+                  "run's last step, a cosine per step (--lr_decay unused).")
+flags.DEFINE_integer("warmup_steps", 0, "Linear learning-rate warm-up over the first N optimizer steps of a "
+                     "run, before either schedule (0: none).")
 flags.DEFINE_float("lam_recon", 0.392, "Weight of the mean squared reconstruction error (0.0005 * 784).")
 flags.DEFINE_integer("shift_pixels", 2, "Random shift of training images, up to this many pixels (0 = none).")
 flags.DEFINE_string("dataset", "mnist", "TFDS image classification data set (mnist, fashion_mnist, cifar10, ...).")
@@ -243,9 +246,15 @@ def run(argv_flags):
         val_ds = make_dataset(*val, f.batch_size, training=False)
         nan_stop = checkpoints.StopOnNaN()
         run_checkpoint = checkpoints.RunCheckpoint(out_dir, history)
+        if f.lr_schedule == "cosine":
+            if f.warmup_steps >= f.epochs * steps:
+                raise TrainingError(f"--warmup_steps {f.warmup_steps} leaves no steps of the {f.epochs * steps} "
+                                    "in the run for the cosine schedule.")
+            lr_callbacks = [schedules.WarmUpCosine(f.lr, f.epochs * steps, f.warmup_steps)]
+        else:
+            lr_callbacks = [schedules.EpochDecay(f.lr, f.lr_decay), schedules.LinearWarmUp(f.warmup_steps)]
         callbacks = [
-            schedules.EpochDecay(f.lr, f.lr_decay),
-            schedules.LinearWarmUp(f.warmup_steps),
+            *lr_callbacks,
             nan_stop,
             run_checkpoint,
             keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False),
@@ -288,7 +297,7 @@ def run(argv_flags):
         "data_source": info.source,
         "figures": figure_paths,
         "flags": {name: f[name].value for name in
-                  ("routings", "epochs", "batch_size", "lr", "lr_decay", "warmup_steps", "lam_recon", "shift_pixels",
+                  ("routings", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "warmup_steps", "lam_recon", "shift_pixels",
                    "dataset", "data_dir", "save_dir", "testing", "weights", "mixed_precision", "seed",
                    "steps_per_epoch", "resume", "val_split", "strategy")},
     }

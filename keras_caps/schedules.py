@@ -1,5 +1,7 @@
 """Learning-rate schedules of train.py, as Keras callbacks."""
 
+import math
+
 import keras
 
 
@@ -43,3 +45,29 @@ class LinearWarmUp(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and "learning_rate" in logs:
             logs["learning_rate"] = self._target  # the epoch's rate, not a warm-up fraction
+
+
+class WarmUpCosine(keras.callbacks.Callback):
+    """Per step: linear warm-up to `peak` over `warmup_steps`, then cosine decay
+    to 0 at `total_steps` (the run's last step). Counted in optimizer
+    iterations, so a resumed run continues the curve where it stopped."""
+
+    def __init__(self, peak, total_steps, warmup_steps=0):
+        super().__init__()
+        if total_steps < 1 or not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"WarmUpCosine: need 0 <= warmup_steps < total_steps, got {warmup_steps}, {total_steps}.")
+        self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
+
+    def rate(self, step):
+        if step < self.warmup_steps:
+            return self.peak * (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        return 0.5 * self.peak * (1.0 + math.cos(math.pi * progress))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.model.optimizer.learning_rate = self.rate(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

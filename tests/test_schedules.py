@@ -42,3 +42,21 @@ def test_no_warm_up():
     assert rates == pytest.approx([0.1] * 3 + [0.05] * 3)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         LinearWarmUp(-1)
+
+
+def test_warm_up_cosine_per_step_and_resumed():
+    from keras_caps.schedules import WarmUpCosine
+
+    schedule = WarmUpCosine(0.2, total_steps=10, warmup_steps=2)
+    assert [schedule.rate(s) for s in range(3)] == pytest.approx([0.1, 0.2, 0.2])
+    assert schedule.rate(6) == pytest.approx(0.1)  # half way through the decay
+    assert schedule.rate(10) == pytest.approx(0.0, abs=1e-12)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    x, y = np.random.rand(12, 3).astype("float32"), np.random.rand(12, 1).astype("float32")
+    record = Record()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[WarmUpCosine(0.2, 10, 2), record])
+    model.fit(x, y, batch_size=4, epochs=3, initial_epoch=2, verbose=0, callbacks=[WarmUpCosine(0.2, 10, 2), record])
+    assert record.rates == pytest.approx([schedule.rate(s) for s in range(9)])
+    with pytest.raises(ValueError, match="warmup_steps < total_steps"):
+        WarmUpCosine(0.1, total_steps=5, warmup_steps=5)

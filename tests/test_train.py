@@ -121,3 +121,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(mnist_dir, tmp_path):
     assert "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
     assert open(checkpoint, "rb").read() == before
     assert not os.path.exists(os.path.join(save, "checkpoints", "epoch-0002.keras"))
+
+
+def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
+    save = str(tmp_path / "run")
+    result = train(*common(mnist_dir, save), "--epochs", "2", "--lr_schedule", "cosine", "--warmup_steps", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rates = [float(r["learning_rate"]) for r in csv.DictReader(open(os.path.join(save, "log.csv")))]
+    # 4 steps: warm-up step 0, then cosine from step 1 to 0 at step 4; the log holds each epoch's last rate.
+    assert rates == pytest.approx([0.001, 0.001 * 0.5 * (1 + np.cos(np.pi * 2 / 3))], rel=1e-4)
+    result = train(*common(mnist_dir, str(tmp_path / "r2")), "--epochs", "1", "--lr_schedule", "cosine",
+                   "--warmup_steps", "2")
+    assert result.returncode == 1 and "leaves no steps" in result.stderr and "Traceback" not in result.stderr
