@@ -17,3 +17,13 @@ def _fresh_keras_state():
     yield
     keras.mixed_precision.set_global_policy("float32")
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    """A folder with four tiny MNIST-format IDX files (60 training, 20 test images)."""
+    from tests.test_idx import write_mnist
+
+    folder = str(tmp_path_factory.mktemp("mnist"))
+    write_mnist(folder, n_train=60, n_test=20)
+    return folder

@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 
 from keras_caps.distribution import StrategyError, is_chief, make_strategy, worker_dir
-from tests.test_idx import write_mnist
 from tests.test_train import ROOT, common, train
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
@@ -40,13 +39,6 @@ def _free_ports(n):
     for s in sockets:
         s.close()
     return ports
-
-
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("mnist"))
-    write_mnist(folder, n_train=60, n_test=20)
-    return folder
 
 
 def _losses(save_dir):

@@ -21,13 +21,6 @@ def train(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("mnist"))
-    write_mnist(folder, n_train=60, n_test=20)
-    return folder
-
-
 def common(mnist_dir, save_dir):
     return ["--data_dir", mnist_dir, "--save_dir", save_dir, "--batch_size", "10",
             "--steps_per_epoch", "2", "--seed", "1", "--verbose", "0", "--mixed_precision", "float32"]

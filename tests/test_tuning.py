@@ -60,15 +60,6 @@ def test_make_tuner_rejects_bad_arguments(tmp_path):
         make_tuner(CapsNetHyperModel(), str(tmp_path), max_trials=0)
 
 
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    from tests.test_idx import write_mnist
-
-    folder = str(tmp_path_factory.mktemp("mnist"))
-    write_mnist(folder, n_train=60, n_test=20)
-    return folder
-
-
 def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
     save = str(tmp_path / "tune")
     args = [*common(mnist_dir, save), "--tune", "--epochs", "2"]
