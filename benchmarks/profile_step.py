@@ -1,0 +1,103 @@
+"""Where a CapsNet training step's time goes: each stage's forward + backward timed alone.
+
+    python benchmarks/profile_step.py [--policy float32|mixed_bfloat16] [--repeats 10]
+
+Batch 100, TensorFlow, tf.function per stage with gradients for the stage's weights (and its
+input where the step needs it). Prints one JSON line per stage, with its FLOPs (counted from
+the shapes, as benchmarks/throughput.py does) and GFLOP/s, then the whole `train_on_batch` step.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+BATCH = 100
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policy", default="float32")
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_caps import CapsNet, DenseCapsule
+    from throughput import matmul_roofline, timed
+
+    keras.mixed_precision.set_global_policy(args.policy)
+    model = CapsNet()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(0, 1, (BATCH, 28, 28, 1)).astype("float32"))
+    y = rng.integers(0, 10, BATCH)
+    h = model.conv1(x)
+    u = model.primary_caps(h)
+    v = model.digit_caps(u)
+    one_routing = DenseCapsule(10, 16, routings=1, dtype=model.dtype_policy)
+    one_routing.build(u.shape)
+    masked = tf.reshape(v, (BATCH, -1))
+
+    def stage(fn, inputs, weights, needs_input_grad):
+        inputs = tf.convert_to_tensor(inputs)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                out = fn(inputs)
+                loss = tf.reduce_sum(tf.cast(out, tf.float32))
+            targets = list(weights) + ([inputs] if needs_input_grad else [])
+            return tape.gradient(loss, targets)
+
+        return timed(lambda: [g.numpy() for g in step()], args.repeats, warmup=2)
+
+    def decoder(z):
+        for layer in model.decoder_layers:
+            z = layer(z)
+        return z
+
+    dec_weights = [w for layer in model.decoder_layers for w in layer.trainable_weights]
+    # FLOPs per image, forward + backward, from the shapes (multiply-add = 2).
+    conv1 = 2 * 20 * 20 * 256 * 81
+    primary = 2 * 6 * 6 * 256 * 81 * 256
+    u_hat = 2 * 1152 * 10 * 16 * 8
+    weighted = 2 * 1152 * 10 * 16
+    dec = 2 * (160 * 512 + 512 * 1024 + 1024 * 784)
+    stages = {
+        "conv1": (lambda: stage(model.conv1, x, model.conv1.trainable_weights, False), 2 * conv1),
+        "primary_caps": (lambda: stage(model.primary_caps, h, model.primary_caps.trainable_weights, True),
+                         3 * primary),
+        "digit_caps_u_hat_plus_1_routing": (lambda: stage(one_routing, u, one_routing.trainable_weights, True),
+                                            3 * u_hat + 3 * weighted),
+        "digit_caps_3_routings": (lambda: stage(model.digit_caps, u, model.digit_caps.trainable_weights, True),
+                                  3 * u_hat + 5 * weighted + 2 * weighted),
+        "decoder": (lambda: stage(decoder, masked, dec_weights, True), 3 * dec),
+    }
+    total = 0.0
+    rows = []
+    for name, (run, flops) in stages.items():
+        seconds = run()
+        if name != "digit_caps_u_hat_plus_1_routing":
+            total += seconds
+        rows.append({"stage": name, "ms": round(1000 * seconds, 1),
+                     "gflop_per_s": round(flops * BATCH / seconds / 1e9, 1)})
+    step = timed(lambda: model.train_on_batch(x, y), args.repeats, warmup=3)
+    roofline = matmul_roofline()
+    for row in rows:
+        row["share_of_step"] = round(row["ms"] / (1000 * step), 3)
+        print(json.dumps({"policy": args.policy, **row}))
+    print(json.dumps({"policy": args.policy, "stage": "train_on_batch (whole step)", "ms": round(1000 * step, 1),
+                      "stages_sum_ms": round(1000 * total, 1),
+                      "other_ms (loss, Adam update, masking, overhead)": round(1000 * (step - total), 1),
+                      "matmul_roofline_gflop_per_s": {k: round(v, 1) for k, v in roofline.items()}}))
+
+
+if __name__ == "__main__":
+    main()
