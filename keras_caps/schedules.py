@@ -5,6 +5,11 @@ import math
 import keras
 
 
+def optimizer_step(model):
+    """Optimizer steps taken so far (restored with the optimizer on resume)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 class EpochDecay(keras.callbacks.LearningRateScheduler):
     """`lr * decay ** epoch` at the start of every epoch (the reference's ExponentialLR)."""
 
@@ -31,16 +36,20 @@ class LinearWarmUp(keras.callbacks.Callback):
             raise ValueError(f"LinearWarmUp: steps must be >= 0, got {steps}.")
         self.steps = int(steps)
         self._target = None
+        self._warm = self.steps == 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._target = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_batch_begin(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self._warm:
+            return  # past the warm-up: no per-step reads of the optimizer
+        step = optimizer_step(self.model)
         if step < self.steps:
             self.model.optimizer.learning_rate = self._target * (step + 1) / self.steps
-        elif step == self.steps:
+        else:
             self.model.optimizer.learning_rate = self._target
+            self._warm = True
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and "learning_rate" in logs:
@@ -65,8 +74,7 @@ class WarmUpCosine(keras.callbacks.Callback):
         return 0.5 * self.peak * (1.0 + math.cos(math.pi * progress))
 
     def on_train_batch_begin(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        self.model.optimizer.learning_rate = self.rate(step)
+        self.model.optimizer.learning_rate = self.rate(optimizer_step(self.model))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

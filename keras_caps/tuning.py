@@ -72,13 +72,13 @@ class CapsNetHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, train, validation_data=None, callbacks=None, epochs=1, **kwargs):
         from keras_caps.data import make_dataset
+        from keras_caps.schedules import EpochDecay
 
         batch_size = hp.get("batch_size")
-        lr, decay = hp.get("lr"), hp.get("lr_decay")
         train_ds = make_dataset(*train, batch_size, training=True, shift_pixels=self.shift_pixels,
                                 seed=self.seed, repeat=self.steps_per_epoch is not None)
         val_ds = make_dataset(*validation_data, batch_size, training=False) if validation_data else None
-        schedule = keras.callbacks.LearningRateScheduler(lambda epoch: lr * decay ** epoch)
+        schedule = EpochDecay(hp.get("lr"), hp.get("lr_decay"))
         return model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                          steps_per_epoch=self.steps_per_epoch,
                          callbacks=[schedule] + list(callbacks or []), shuffle=False, **kwargs)
