@@ -29,7 +29,7 @@ def main():
     import tensorflow as tf
 
     from keras_caps import CapsNet, DenseCapsule
-    from throughput import matmul_roofline, timed
+    from throughput import capsnet_flops, matmul_roofline, timed
 
     keras.mixed_precision.set_global_policy(args.policy)
     model = CapsNet()
@@ -40,8 +40,8 @@ def main():
     h = model.conv1(x)
     u = model.primary_caps(h)
     v = model.digit_caps(u)
-    one_routing = DenseCapsule(10, 16, routings=1, dtype=model.dtype_policy)
-    one_routing.build(u.shape)
+    one_caps = DenseCapsule(10, 16, routings=1, dtype=model.dtype_policy)
+    one_caps.build(u.shape)
     masked = tf.reshape(v, (BATCH, -1))
 
     def stage(fn, inputs, weights, needs_input_grad):
@@ -65,20 +65,17 @@ def main():
 
     dec_weights = [w for layer in model.decoder_layers for w in layer.trainable_weights]
     # FLOPs per image, forward + backward, from the shapes (multiply-add = 2).
-    conv1 = 2 * 20 * 20 * 256 * 81
-    primary = 2 * 6 * 6 * 256 * 81 * 256
-    u_hat = 2 * 1152 * 10 * 16 * 8
-    weighted = 2 * 1152 * 10 * 16
-    dec = 2 * (160 * 512 + 512 * 1024 + 1024 * 784)
+    counts = {name: sum(pair) for name, pair in capsnet_flops()["stages"].items()}
+    one_routing = sum(capsnet_flops(routings=1)["stages"]["digit_caps"])
     stages = {
-        "conv1": (lambda: stage(model.conv1, x, model.conv1.trainable_weights, False), 2 * conv1),
+        "conv1": (lambda: stage(model.conv1, x, model.conv1.trainable_weights, False), counts["conv1"]),
         "primary_caps": (lambda: stage(model.primary_caps, h, model.primary_caps.trainable_weights, True),
-                         3 * primary),
-        "digit_caps_u_hat_plus_1_routing": (lambda: stage(one_routing, u, one_routing.trainable_weights, True),
-                                            3 * u_hat + 3 * weighted),
+                         counts["primary_caps"]),
+        "digit_caps_u_hat_plus_1_routing": (lambda: stage(one_caps, u, one_caps.trainable_weights, True),
+                                            one_routing),
         "digit_caps_3_routings": (lambda: stage(model.digit_caps, u, model.digit_caps.trainable_weights, True),
-                                  3 * u_hat + 5 * weighted + 2 * weighted),
-        "decoder": (lambda: stage(decoder, masked, dec_weights, True), 3 * dec),
+                                  counts["digit_caps"]),
+        "decoder": (lambda: stage(decoder, masked, dec_weights, True), counts["decoder"]),
     }
     total = 0.0
     rows = []

@@ -25,6 +25,7 @@ def capsnet_flops(h=28, w=28, c=1, classes=10, routings=3, filters=256, k=9, cha
 
     Training counts each layer's backward pass: 2x its forward for layers whose input
     gradient is needed, 1x for the first convolution (no gradient w.r.t. the image).
+    `stages` holds the forward and backward counts of each stage.
     """
     h1, w1 = h - k + 1, w - k + 1
     conv1 = 2 * h1 * w1 * filters * k * k * c
@@ -36,9 +37,15 @@ def capsnet_flops(h=28, w=28, c=1, classes=10, routings=3, filters=256, k=9, cha
     routing = routings * weighted_sum + (routings - 1) * weighted_sum  # sums + agreements
     sizes = (classes * digit_dim,) + tuple(decoder) + (h * w * c,)
     dec = sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
-    forward = conv1 + primary + u_hat + routing + dec
-    backward = conv1 + 2 * primary + 2 * u_hat + 2 * weighted_sum + 2 * dec
-    return {"forward": forward, "train": forward + backward}
+    stages = {  # (forward, backward)
+        "conv1": (conv1, conv1),
+        "primary_caps": (primary, 2 * primary),
+        "digit_caps": (u_hat + routing, 2 * u_hat + 2 * weighted_sum),
+        "decoder": (dec, 2 * dec),
+    }
+    forward = sum(f for f, _ in stages.values())
+    backward = sum(b for _, b in stages.values())
+    return {"forward": forward, "train": forward + backward, "stages": stages}
 
 
 def timed(fn, repeats, warmup):
