@@ -31,6 +31,11 @@ def load_image(path):
         raise ImageFileError(f"{path}: not a readable image ({error}).") from None
 
 
+def _border_median(gray):
+    """The background level: the median of the outermost rows and columns."""
+    return np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+
+
 def to_model_input(image, shape):
     """A PIL image -> float32 `shape` (height, width, channels) in [0, 1].
 
@@ -47,10 +52,9 @@ def to_model_input(image, shape):
     if channels != 1:
         raise ValueError(f"Models with {channels} channels are not supported by the image loader.")
     gray = np.asarray(image.convert("L"), np.float32) / 255.0
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:
+    if _border_median(gray) > 0.5:
         gray = 1.0 - gray
-    gray = np.clip(gray - np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])), 0, None)
+    gray = np.clip(gray - _border_median(gray), 0, None)
     if gray.max() > 0:
         gray /= gray.max()
     rows, cols = np.nonzero(gray > 0.2)

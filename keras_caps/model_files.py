@@ -51,9 +51,8 @@ class TFLiteModel:
         self.interpreter = litert_interpreter(path_or_bytes)
         self.input = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()
-        by_name = {o["name"]: o for o in outputs}
-        # Signature outputs are named <signature>_<key>:<i> or <key>; find the scores by shape.
-        self.scores = next((o for name, o in by_name.items() if "scores" in name), None)
+        # Signature outputs are named <signature>_<key>:<i> or <key>; else find the scores by shape.
+        self.scores = next((o for o in outputs if "scores" in o["name"]), None)
         if self.scores is None:
             self.scores = next(o for o in outputs if len(o["shape"]) == 2 and o["dtype"] != np.int32)
         self.batch = None
