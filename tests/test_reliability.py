@@ -17,6 +17,8 @@ from keras_caps.predict import load_classifier
 from tests.chaos import run_with_kills
 from tests.test_idx import write_mnist
 
+TINY = dict(conv_filters=8, primary_channels=2, digit_dim=4, decoder_units=(16,))
+
 
 def test_random_kills_lose_at_most_one_epoch_each_and_no_file(tmp_path):
     write_mnist(str(tmp_path / "mnist"), n_train=60, n_test=20)
@@ -35,7 +37,7 @@ def test_random_kills_lose_at_most_one_epoch_each_and_no_file(tmp_path):
 @pytest.fixture(scope="module")
 def hostile_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
-    good = CapsNet(conv_filters=8, primary_channels=2, digit_dim=4, decoder_units=(16,))
+    good = CapsNet(**TINY)
     good.save(str(folder / "good.keras"))
     data = (folder / "good.keras").read_bytes()
     files = {
@@ -82,7 +84,7 @@ def test_hostile_model_files_are_clear_errors(hostile_models, loader, name):
 def test_tflite_runner_rejects_bad_tensors(tmp_path):
     from export import convert, export_saved_model, float32_copy
 
-    model = CapsNet(conv_filters=8, primary_channels=2, digit_dim=4, decoder_units=(16,))
+    model = CapsNet(**TINY)
     runner = TFLiteModel(convert(export_saved_model(float32_copy(model), str(tmp_path / "sm")), "float32"))
     good = np.random.rand(2, 28, 28, 1).astype("float32")
     np.testing.assert_allclose(runner(good), model.predict(good, verbose=0), atol=1e-5)
