@@ -73,6 +73,8 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
         (["--testing"], "--testing needs --weights"),
         (["--testing", "--weights", "/nonexistent.keras"], "no such file"),
         (["--mixed_precision", "float8"], "float8"),
+        (["--warmup_steps", "-1"], "--warmup_steps must be >= 0"),
+        (["--lr_schedule", "linear"], "linear"),
     ],
 )
 def test_bad_flags_are_one_clear_line(mnist_dir, tmp_path, args, message):
@@ -126,3 +128,11 @@ def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
     result = train(*common(mnist_dir, str(tmp_path / "r2")), "--epochs", "1", "--lr_schedule", "cosine",
                    "--warmup_steps", "2")
     assert result.returncode == 1 and "leaves no steps" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_val_split_needs_two_training_images(tmp_path):
+    write_mnist(str(tmp_path / "one"), n_train=1, n_test=5)
+    result = train("--data_dir", str(tmp_path / "one"), "--save_dir", str(tmp_path / "r"), "--val_split", "0.5",
+                   timeout=120)
+    assert result.returncode == 1
+    assert "--val_split needs at least 2 training images, got 1" in result.stderr and "Traceback" not in result.stderr
