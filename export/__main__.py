@@ -6,6 +6,7 @@ batch-1 latency in the LiteRT interpreter, for every file.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,9 +19,10 @@ flags.DEFINE_string("model", None, "A .keras CapsNet saved by train.py or model.
 flags.DEFINE_string("out", "dist", "Output folder.")
 flags.DEFINE_string("dataset", "mnist", "TFDS data set for calibration and the accuracy report.")
 flags.DEFINE_string("data_dir", None, "Folder with MNIST-format IDX files instead of TFDS.")
-flags.DEFINE_enum("int8_io", "float32", ["float32", "int8"],
-                  "int8 file's images input and reconstruction output type (int8 for integer pipelines; "
-                  "class_id is int32 either way, scores stay float32).")
+flags.DEFINE_enum("int8_io", "float32", ["float32", "int8", "uint8"],
+                  "int8 file's images input and reconstruction output type (int8 or uint8 for integer "
+                  "pipelines; uint8 images are raw 0..255 pixels; class_id is int32 either way, scores "
+                  "stay float32).")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"],
                   "TFLite variants to write: float32, float16, dynamic_int8, int8.")
 flags.DEFINE_bool("legacy_runtimes", True, "Keep every file runnable in tflite-runtime 2.14 (per-tensor "
@@ -41,12 +43,13 @@ def run(f):
 
     from export import ExportError, convert, export_saved_model, float32_copy, load_capsnet
     from export.report import write_report
-    from export.tflite import op_list
+    from export.tflite import CAPSULE_IMPLEMENTATION, op_list
     from export.verify import compare, median_latency_ms, predict_batches
     from keras_caps.model_files import TFLiteModel
     from keras_caps.data import load_arrays
 
-    model = float32_copy(load_capsnet(f.model))
+    trained = load_capsnet(f.model)
+    model = float32_copy(trained)
     (x_train, _), (x_test, y_test), info = load_arrays(f.dataset, f.data_dir)
     if tuple(info.image_shape) != tuple(model.image_shape):
         raise ValueError(f"The model takes {model.image_shape} images; {info.name} has {info.image_shape}.")
@@ -70,9 +73,14 @@ def run(f):
     rows.append({"file": "saved_model", "size_bytes": _folder_size(saved_model),
                  **compare(predict_batches(saved_fn, x_eval), keras_scores, y_eval),
                  "latency_ms": median_latency_ms(saved_fn, x_eval[0], f.latency_runs)})
+    sources = {"einsum": saved_model}
+    scratch = tempfile.TemporaryDirectory(prefix="capsnet_export_")
+    for implementation in {CAPSULE_IMPLEMENTATION.get(v, "einsum") for v in f.variants} - set(sources):
+        sources[implementation] = export_saved_model(float32_copy(trained, implementation),
+                                                     os.path.join(scratch.name, implementation))
     for variant in f.variants:
-        flat = convert(saved_model, variant, calibration, io_type=f.int8_io if variant == "int8" else "float32",
-                       legacy_runtimes=f.legacy_runtimes)
+        flat = convert(sources[CAPSULE_IMPLEMENTATION.get(variant, "einsum")], variant, calibration,
+                       io_type=f.int8_io if variant == "int8" else "float32", legacy_runtimes=f.legacy_runtimes)
         path = os.path.join(f.out, f"capsnet_{variant}.tflite")
         with open(path, "wb") as fh:
             fh.write(flat)
@@ -86,6 +94,7 @@ def run(f):
                      "ops": sorted({f"{name}/v{version}" for name, version in op_list(flat)})})
         print(f"{path}: {len(flat) / 1e6:.1f} MB, accuracy {100 * rows[-1]['accuracy']:.2f}%, "
               f"agreement {100 * rows[-1]['agreement']:.2f}%")
+    scratch.cleanup()
     write_report(rows, f.out, {"model": f.model, "dataset": info.name, "eval_images": count,
                                "int8_io": f.int8_io, "calibration_images": len(calibration)})
     return rows

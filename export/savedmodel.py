@@ -4,13 +4,15 @@ import keras
 import tensorflow as tf
 
 
-def float32_copy(model):
-    """The same network and weights under a float32 policy (a run may have saved bf16/f16)."""
+def float32_copy(model, capsule_implementation="einsum"):
+    """The same network and weights under a float32 policy (a run may have saved bf16/f16),
+    its digit capsules' `u_hat` computed by `capsule_implementation` (see `DenseCapsule`)."""
     from keras_caps import CapsNet
 
     config = dict(model.get_config(), dtype="float32")
     clone = CapsNet.from_config(config)
     clone.set_weights(model.get_weights())
+    clone.digit_caps.implementation = capsule_implementation  # a formulation, not a weight
     return clone
 
 

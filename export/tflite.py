@@ -16,6 +16,36 @@ VARIANTS = {
 # value 1 rounds to the zero point and DIV fails; float here costs ~0.05 points less than
 # DIV alone (measured, BENCHMARKS.md) and adds nothing to the size.
 INT8_FLOAT_OPS = ["DIV", "SQRT", "SQUARE", "SUM"]
+# DenseCapsule formulation each file is converted from (default einsum). In int8, the
+# einsum's BATCH_MATMUL of 1152 (1x8)@(8x160) products took 45% of batch-1 time; as
+# one grouped CONV_2D it is 20x faster (whole file 0.60x the latency, per-channel
+# weight scales, +5 MB of scales and zero bias). Float files run both alike, so they
+# keep the smaller einsum (BENCHMARKS.md).
+CAPSULE_IMPLEMENTATION = {"int8": "grouped_conv"}
+
+
+INT8_IO_TYPES = ("float32", "int8", "uint8")
+
+
+def _uint8_io(flatbuffer):
+    """Float `images`/`reconstruction` of a calibrated file made uint8.
+
+    The debugger behind selective quantization returns int8 when asked for
+    uint8, so the float boundary is rewritten here with the converter's own
+    routine (what `inference_input_type=tf.uint8` runs): the input's QUANTIZE
+    then takes uint8 (requantized to int8 inside), the reconstruction's
+    DEQUANTIZE becomes a QUANTIZE to uint8. Outputs computed in float
+    (`scores`) stay float.
+    """
+    from tensorflow.lite.python.util import modify_model_io_type
+
+    logger = tf.get_logger()  # it warns that float outputs stay float: by design here
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        return modify_model_io_type(flatbuffer, tf.uint8, tf.uint8)
+    finally:
+        logger.setLevel(level)
 
 
 def _builtin_operator_names():
@@ -57,7 +87,10 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
     Args:
         variant: a key of `VARIANTS`.
         representative_images: float32 images in [0, 1] for calibrating `int8`.
-        io_type: for `int8`: `float32` or `int8` input and scores tensors.
+        io_type: for `int8`: the type of the `images` input and `reconstruction`
+            output: `float32`, `int8`, or `uint8` (images then take raw 0..255
+            pixel values: scale 1/255, zero point 0). `class_id` is int32 and
+            `scores` float32 in every case.
         legacy_runtimes: per-tensor instead of per-channel int8 weights in dense
             layers, so the files also run in tflite-runtime 2.14 (FULLY_CONNECTED
             v9 instead of v12); no measurable accuracy cost (BENCHMARKS.md).
@@ -86,8 +119,9 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
                 yield {"images": image[None]}
 
         converter.representative_dataset = representative
-        if io_type not in ("float32", "int8"):
-            raise ExportError(f"int8 file: input/output type {io_type!r} is not supported; use float32 or int8.")
+        if io_type not in INT8_IO_TYPES:
+            raise ExportError(f"int8 file: input/output type {io_type!r} is not supported; "
+                              f"use {', '.join(INT8_IO_TYPES)}.")
         if io_type == "int8":
             converter.inference_input_type = converter.inference_output_type = tf.int8
     try:
@@ -97,9 +131,11 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
                 converter=converter,
                 debug_dataset=lambda: ([image[None]] for image in images[:8]),
                 debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_ops=INT8_FLOAT_OPS, fully_quantize=io_type != "float32"),
+                    denylisted_ops=INT8_FLOAT_OPS, fully_quantize=io_type == "int8"),
             )
             flatbuffer = debugger.get_nondebug_quantized_model()
+            if io_type == "uint8":
+                flatbuffer = _uint8_io(flatbuffer)
         else:
             flatbuffer = converter.convert()
     except Exception as error:  # ConverterError carries the op that failed

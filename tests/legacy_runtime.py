@@ -21,7 +21,8 @@ def run(path, images):
     inp = interpreter.get_input_details()[0]
     if inp["dtype"] != np.float32:
         scale, zero = inp["quantization"]
-        images = np.clip(np.round(images / scale + zero), -128, 127).astype(inp["dtype"])
+        info = np.iinfo(inp["dtype"])
+        images = np.clip(np.round(images / scale + zero), info.min, info.max).astype(inp["dtype"])
     interpreter.set_tensor(inp["index"], images)
     interpreter.invoke()
     # The scores: the one (batch, classes) output that is not the int32 class id.

@@ -57,6 +57,10 @@ def test_export_cli_writes_verified_files(trained):
             assert os.path.getsize(out / name) == row["size_bytes"]
             assert not [op for op in row["ops"] if op.startswith("CUSTOM")]
     assert "| capsnet_float16.tflite |" in open(out / "report.md").read()
+    # The int8 file computes u_hat as one grouped CONV_2D (3 convolutions), the others by BATCH_MATMUL.
+    assert conv_count(out / "capsnet_int8.tflite") == 3
+    assert conv_count(out / "capsnet_float32.tflite") == 2
+    assert not list(out.glob("capsnet_export_*")) and not (out / "grouped_conv").exists()
 
     # The SavedModel's signature gives scores, class and reconstruction.
     serve = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
@@ -73,21 +77,48 @@ def test_export_cli_writes_verified_files(trained):
     assert runner(np.concatenate([x, x[:2]])).shape == (5, 10)
 
 
-def test_int8_file_with_int8_io_runs_and_agrees(trained, tmp_path):
+def conv_count(path):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(open(path, "rb").read(), 0)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    graph = model.Subgraphs(0)
+    kinds = [max(codes[graph.Operators(i).OpcodeIndex()].BuiltinCode(),
+                 codes[graph.Operators(i).OpcodeIndex()].DeprecatedBuiltinCode()) for i in range(graph.OperatorsLength())]
+    return kinds.count(schema.BuiltinOperator.CONV_2D)
+
+
+@pytest.mark.parametrize("io_type", ["int8", "uint8"])
+def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type):
     folder, path, model = trained
     from export import export_saved_model
 
-    saved = export_saved_model(float32_copy(model), str(tmp_path / "sm"))
+    saved = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "sm"))
     x = np.random.default_rng(3).uniform(0, 1, (16, 28, 28, 1)).astype("float32")
-    flat = convert(saved, "int8", x, io_type="int8")
+    flat = convert(saved, "int8", x, io_type=io_type)
     runner = TFLiteModel(flat)
-    assert runner.input["dtype"] == np.int8
+    dtype = np.dtype(io_type).type
+    assert runner.input["dtype"] == dtype
     kinds = {d["shape"].size: d["dtype"] for d in runner.interpreter.get_output_details()}
-    assert kinds == {4: np.int8, 1: np.int32, 2: np.float32}  # reconstruction, class_id, scores
-    scores = runner(x)
-    np.testing.assert_allclose(scores, model.predict(x, verbose=0), atol=0.1)
-    with pytest.raises(ExportError, match="int8 file: input/output type 'uint8'"):
-        convert(saved, "int8", x, io_type="uint8")
+    assert kinds == {4: dtype, 1: np.int32, 2: np.float32}  # reconstruction, class_id, scores
+    float_io = TFLiteModel(convert(saved, "int8", x))
+    np.testing.assert_allclose(runner(x), model.predict(x, verbose=0), atol=0.1)
+    np.testing.assert_allclose(runner(x), float_io(x), atol=0.02)
+    if io_type == "uint8":
+        # Raw pixel bytes go straight in: 0..255 is 0..1.
+        scale, zero = runner.input["quantization"]
+        assert zero == 0 and abs(scale - 1 / 255) < 1e-6
+        interpreter = runner.interpreter
+        pixels = np.round(x[:1] * 255).astype(np.uint8)
+        interpreter.resize_tensor_input(runner.input["index"], pixels.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
+        interpreter.invoke()
+        scores = next(interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()
+                      if o["shape"].size == 2 and o["dtype"] == np.float32)
+        np.testing.assert_allclose(scores, float_io(pixels / 255.0), atol=0.02)
+    with pytest.raises(ExportError, match="int8 file: input/output type 'int16'"):
+        convert(saved, "int8", x, io_type="int16")
     with pytest.raises(ExportError, match="representative images"):
         convert(saved, "int8", None)
 
@@ -150,13 +181,14 @@ def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
     _, _, model = trained
     from export import VARIANTS, export_saved_model
 
-    saved = export_saved_model(float32_copy(model), str(tmp_path / "sm"))
+    saved = {i: export_saved_model(float32_copy(model, i), str(tmp_path / i)) for i in ("einsum", "grouped_conv")}
     x = np.random.default_rng(4).uniform(0, 1, (4, 28, 28, 1)).astype("float32")
     paths = []
-    for variant in VARIANTS:
-        path = str(tmp_path / f"capsnet_{variant}.tflite")
+    runs = [(v, i, "float32") for v in VARIANTS for i in saved] + [("int8", "grouped_conv", t) for t in ("int8", "uint8")]
+    for variant, implementation, io_type in runs:
+        path = str(tmp_path / f"capsnet_{variant}_{implementation}_{io_type}.tflite")
         with open(path, "wb") as f:
-            f.write(convert(saved, variant, x))
+            f.write(convert(saved[implementation], variant, x, io_type=io_type))
         paths.append(path)
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run([legacy_python(), os.path.join(ROOT, "tests", "legacy_runtime.py"),

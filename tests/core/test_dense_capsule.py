@@ -8,18 +8,19 @@ from tests.helpers import grad_wrt_weights, np_routing, np_squash
 IN_CAPS, IN_DIM, OUT_CAPS, OUT_DIM, BATCH = 6, 4, 3, 5, 2
 
 
-def make_layer(routings, rng):
+def make_layer(routings, rng, implementation="einsum"):
     W = rng.normal(size=(OUT_CAPS, IN_CAPS, OUT_DIM, IN_DIM)) * 0.5
     u = np_squash(rng.normal(size=(BATCH, IN_CAPS, IN_DIM)))
-    layer = DenseCapsule(OUT_CAPS, OUT_DIM, routings=routings)
+    layer = DenseCapsule(OUT_CAPS, OUT_DIM, routings=routings, implementation=implementation)
     layer.build((None, IN_CAPS, IN_DIM))
     layer.set_weights([W.astype("float32")])
     return layer, W, u
 
 
+@pytest.mark.parametrize("implementation", ["einsum", "grouped_conv"])
 @pytest.mark.parametrize("routings", [1, 2, 3, 5])
-def test_routing_matches_reference(routings):
-    layer, W, u = make_layer(routings, np.random.default_rng(routings))
+def test_routing_matches_reference(routings, implementation):
+    layer, W, u = make_layer(routings, np.random.default_rng(routings), implementation)
     out = keras.ops.convert_to_numpy(layer(u.astype("float32")))
     expected, _ = np_routing(W, u, routings)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
@@ -106,10 +107,28 @@ def test_wrong_input_shape_is_a_clear_error():
 
 
 def test_config_round_trip():
-    layer = DenseCapsule(7, 12, routings=2, name="dc")
+    layer = DenseCapsule(7, 12, routings=2, implementation="grouped_conv", name="dc")
     clone = DenseCapsule.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
-    assert (clone.num_capsule, clone.dim_capsule, clone.routings) == (7, 12, 2)
+    assert (clone.num_capsule, clone.dim_capsule, clone.routings, clone.implementation) == (7, 12, 2, "grouped_conv")
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match="`implementation` must be one of einsum, grouped_conv; got 'loop'"):
+        DenseCapsule(10, 16, implementation="loop")
+
+
+def test_grouped_conv_predictions_and_gradients_equal_einsum():
+    rng = np.random.default_rng(7)
+    layer, W, u = make_layer(3, rng)
+    u = u.astype("float32")
+    loss = lambda out: keras.ops.sum(out * keras.ops.arange(OUT_DIM, dtype="float32"))  # noqa: E731
+    einsum = grad_wrt_weights(layer, loss, u)
+    expected = keras.ops.convert_to_numpy(layer.predictions(u))
+    layer.implementation = "grouped_conv"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.predictions(u)), expected, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grad_wrt_weights(layer, loss, u), einsum):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
