@@ -188,6 +188,8 @@ class CapsNet(keras.Model):
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         self._check_image_shape(input_shape)
+        if self.built:  # built in __init__; `model.build(shape)` again is a no-op
+            return
         try:
             self.conv1.build(input_shape)
             shape = self.conv1.compute_output_shape(input_shape)

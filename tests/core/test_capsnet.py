@@ -137,6 +137,16 @@ def test_mixed_precision_fit_has_no_nan(policy):
     assert scores.dtype == np.float32 and np.isfinite(scores).all()
 
 
+def test_build_again_is_a_no_op():
+    # The model builds itself; Keras code often calls build() anyway.
+    model = small_model()
+    weights = [w.copy() for w in model.get_weights()]
+    model.build((None, 12, 12, 1))
+    model.build([None, 12, 12, 1])
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    assert tuple(model(np.zeros((2, 12, 12, 1), "float32")).shape) == (2, 3)
+
+
 def test_bad_inputs_are_clear_errors():
     model = small_model()
     with pytest.raises(ValueError, match=r"expects images of shape \(batch, 12, 12, 1\)"):
@@ -153,6 +163,8 @@ def test_bad_inputs_are_clear_errors():
         small_model(classes=1)
     with pytest.raises(ValueError, match="too small"):
         CapsNet(input_shape=(12, 12, 1))
+    with pytest.raises(ValueError, match=r"expects images of shape \(batch, 12, 12, 1\).*got \(None, 28, 28, 1\)"):
+        model.build((None, 28, 28, 1))
     with pytest.raises(ValueError, match="own loss"):
         small_model().compile(optimizer="adam", loss="mse")
     with pytest.raises(ValueError, match="one-hot"):
