@@ -20,9 +20,9 @@ flags.DEFINE_string("out", "dist", "Output folder.")
 flags.DEFINE_string("dataset", "mnist", "TFDS data set for calibration and the accuracy report.")
 flags.DEFINE_string("data_dir", None, "Folder with MNIST-format IDX files instead of TFDS.")
 flags.DEFINE_enum("int8_io", "float32", ["float32", "int8", "uint8"],
-                  "int8 file's images input and reconstruction output type (int8 or uint8 for integer "
-                  "pipelines; uint8 images are raw 0..255 pixels; class_id is int32 either way, scores "
-                  "stay float32).")
+                  "int8 file's images input and scores/reconstruction output type (int8 or uint8 for "
+                  "integer pipelines, scale 1/255: uint8 images are raw 0..255 pixels; class_id is int32 "
+                  "either way).")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"],
                   "TFLite variants to write: float32, float16, dynamic_int8, int8.")
 flags.DEFINE_bool("legacy_runtimes", True, "Keep every file runnable in tflite-runtime 2.14 (per-tensor "

@@ -27,25 +27,74 @@ CAPSULE_IMPLEMENTATION = {"int8": "grouped_conv"}
 INT8_IO_TYPES = ("float32", "int8", "uint8")
 
 
-def _uint8_io(flatbuffer):
-    """Float `images`/`reconstruction` of a calibrated file made uint8.
+def _integer_io(flatbuffer, io_type):
+    """A calibrated file with float32 I/O made integer at its boundary.
 
-    The debugger behind selective quantization returns int8 when asked for
-    uint8, so the float boundary is rewritten here with the converter's own
-    routine (what `inference_input_type=tf.uint8` runs): the input's QUANTIZE
-    then takes uint8 (requantized to int8 inside), the reconstruction's
-    DEQUANTIZE becomes a QUANTIZE to uint8. Outputs computed in float
-    (`scores`) stay float.
+    The debugger behind selective quantization ignores uint8, so the boundary
+    is rewritten here: the converter's own routine (what `inference_input_type`
+    runs) makes `images` and `reconstruction` int8/uint8, then `scores`, which
+    the float squash computes, get a QUANTIZE of their own (see `_quantize_outputs`).
     """
     from tensorflow.lite.python.util import modify_model_io_type
 
-    logger = tf.get_logger()  # it warns that float outputs stay float: by design here
+    dtype = {"int8": tf.int8, "uint8": tf.uint8}[io_type]
+    logger = tf.get_logger()  # it warns that float outputs stay float: handled below
     level = logger.level
     logger.setLevel("ERROR")
     try:
-        return modify_model_io_type(flatbuffer, tf.uint8, tf.uint8)
+        flatbuffer = modify_model_io_type(flatbuffer, dtype, dtype)
     finally:
         logger.setLevel(level)
+    return _quantize_outputs(flatbuffer, io_type)
+
+
+def _quantize_outputs(flatbuffer, io_type):
+    """Every float32 output (the capsule lengths, in [0, 1]) gets a QUANTIZE to
+    `io_type` with scale 1/255: uint8 0..255 or int8 -128..127 is 0..1. The class
+    id is taken from the float scores before, so it is exact."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    kind = {"int8": (schema.TensorType.INT8, -128), "uint8": (schema.TensorType.UINT8, 0)}[io_type]
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    if schema.BuiltinOperator.QUANTIZE in codes:
+        quantize = codes.index(schema.BuiltinOperator.QUANTIZE)
+    else:
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
+        code.version = 1
+        model.operatorCodes.append(code)
+        quantize = len(model.operatorCodes) - 1
+    graph = model.subgraphs[0]
+    outputs = list(graph.outputs)
+    for position, index in enumerate(outputs):
+        source = graph.tensors[index]
+        if source.type != schema.TensorType.FLOAT32:
+            continue
+        target = schema.TensorT()
+        target.name, source.name = source.name, source.name + b"_float"
+        target.shape, target.shapeSignature = source.shape, source.shapeSignature
+        target.type, zero_point = kind
+        target.quantization = schema.QuantizationParametersT()
+        target.quantization.scale, target.quantization.zeroPoint = [1 / 255], [zero_point]
+        empty = schema.BufferT()
+        model.buffers.append(empty)
+        target.buffer = len(model.buffers) - 1
+        graph.tensors.append(target)
+        new_index = len(graph.tensors) - 1
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = quantize, [index], [new_index]
+        graph.operators.append(op)
+        outputs[position] = new_index
+        for signature in model.signatureDefs or []:
+            for output in signature.outputs:
+                if output.tensorIndex == index:
+                    output.tensorIndex = new_index
+    graph.outputs = np.array(outputs, dtype=np.int32)
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _builtin_operator_names():
@@ -87,10 +136,10 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
     Args:
         variant: a key of `VARIANTS`.
         representative_images: float32 images in [0, 1] for calibrating `int8`.
-        io_type: for `int8`: the type of the `images` input and `reconstruction`
-            output: `float32`, `int8`, or `uint8` (images then take raw 0..255
-            pixel values: scale 1/255, zero point 0). `class_id` is int32 and
-            `scores` float32 in every case.
+        io_type: for `int8`: the type of the `images` input and of the `scores`
+            and `reconstruction` outputs: `float32`, `int8`, or `uint8` (images
+            then take raw 0..255 pixel values: scale 1/255, zero point 0; scores
+            are 0..1 in steps of 1/255). `class_id` is int32 in every case.
         legacy_runtimes: per-tensor instead of per-channel int8 weights in dense
             layers, so the files also run in tflite-runtime 2.14 (FULLY_CONNECTED
             v9 instead of v12); no measurable accuracy cost (BENCHMARKS.md).
@@ -122,8 +171,6 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
         if io_type not in INT8_IO_TYPES:
             raise ExportError(f"int8 file: input/output type {io_type!r} is not supported; "
                               f"use {', '.join(INT8_IO_TYPES)}.")
-        if io_type == "int8":
-            converter.inference_input_type = converter.inference_output_type = tf.int8
     try:
         if variant == "int8":
             # Selective quantization: TFLite's own tool for keeping named ops in float.
@@ -131,11 +178,11 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
                 converter=converter,
                 debug_dataset=lambda: ([image[None]] for image in images[:8]),
                 debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_ops=INT8_FLOAT_OPS, fully_quantize=io_type == "int8"),
+                    denylisted_ops=INT8_FLOAT_OPS, fully_quantize=False),
             )
             flatbuffer = debugger.get_nondebug_quantized_model()
-            if io_type == "uint8":
-                flatbuffer = _uint8_io(flatbuffer)
+            if io_type != "float32":
+                flatbuffer = _integer_io(flatbuffer, io_type)
         else:
             flatbuffer = converter.convert()
     except Exception as error:  # ConverterError carries the op that failed

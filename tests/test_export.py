@@ -100,10 +100,15 @@ def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type):
     dtype = np.dtype(io_type).type
     assert runner.input["dtype"] == dtype
     kinds = {d["shape"].size: d["dtype"] for d in runner.interpreter.get_output_details()}
-    assert kinds == {4: dtype, 1: np.int32, 2: np.float32}  # reconstruction, class_id, scores
+    assert kinds == {4: dtype, 1: np.int32, 2: dtype}  # reconstruction, class_id, scores
+    assert abs(runner.scores["quantization"][0] - 1 / 255) < 1e-7
     float_io = TFLiteModel(convert(saved, "int8", x))
     np.testing.assert_allclose(runner(x), model.predict(x, verbose=0), atol=0.1)
     np.testing.assert_allclose(runner(x), float_io(x), atol=0.02)
+    # class_id comes from the float scores, before they are quantized.
+    interpreter = runner.interpreter
+    class_id = next(o["index"] for o in interpreter.get_output_details() if o["dtype"] == np.int32)
+    np.testing.assert_array_equal(interpreter.get_tensor(class_id), float_io(x).argmax(-1))
     if io_type == "uint8":
         # Raw pixel bytes go straight in: 0..255 is 0..1.
         scale, zero = runner.input["quantization"]
@@ -115,8 +120,8 @@ def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type):
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
         interpreter.invoke()
         scores = next(interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()
-                      if o["shape"].size == 2 and o["dtype"] == np.float32)
-        np.testing.assert_allclose(scores, float_io(pixels / 255.0), atol=0.02)
+                      if o["shape"].size == 2 and o["dtype"] == np.uint8)
+        np.testing.assert_allclose(scores / 255.0, float_io(pixels / 255.0), atol=0.02)
     with pytest.raises(ExportError, match="int8 file: input/output type 'int16'"):
         convert(saved, "int8", x, io_type="int16")
     with pytest.raises(ExportError, match="representative images"):
