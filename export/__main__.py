@@ -23,6 +23,9 @@ flags.DEFINE_enum("int8_io", "float32", ["float32", "int8", "uint8"],
                   "int8 file's images input and scores/reconstruction output type (int8 or uint8 for "
                   "integer pipelines, scale 1/255: uint8 images are raw 0..255 pixels; class_id is int32 "
                   "either way).")
+flags.DEFINE_bool("int8_integer_only", True, "int8 file with every op in int8, the squash in an "
+                  "integer-friendly form (Edge TPUs, float-less microcontrollers); --noint8_integer_only keeps "
+                  "the exact squash in float inside it.")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"],
                   "TFLite variants to write: float32, float16, dynamic_int8, int8.")
 flags.DEFINE_bool("legacy_runtimes", True, "Keep every file runnable in tflite-runtime 2.14 (per-tensor "
@@ -73,14 +76,19 @@ def run(f):
     rows.append({"file": "saved_model", "size_bytes": _folder_size(saved_model),
                  **compare(predict_batches(saved_fn, x_eval), keras_scores, y_eval),
                  "latency_ms": median_latency_ms(saved_fn, x_eval[0], f.latency_runs)})
-    sources = {"einsum": saved_model}
+    # The SavedModel each file is converted from: (u_hat formulation, integer-only forms).
+    source_of = {v: (CAPSULE_IMPLEMENTATION.get(v, "einsum"), v == "int8" and f.int8_integer_only)
+                 for v in f.variants}
+    sources = {("einsum", False): saved_model}
     scratch = tempfile.TemporaryDirectory(prefix="capsnet_export_")
-    for implementation in {CAPSULE_IMPLEMENTATION.get(v, "einsum") for v in f.variants} - set(sources):
-        sources[implementation] = export_saved_model(float32_copy(trained, implementation),
-                                                     os.path.join(scratch.name, implementation))
+    for implementation, integer_only in set(source_of.values()) - set(sources):
+        sources[implementation, integer_only] = export_saved_model(
+            float32_copy(trained, implementation),
+            os.path.join(scratch.name, f"{implementation}_{int(integer_only)}"), integer_only=integer_only)
     for variant in f.variants:
-        flat = convert(sources[CAPSULE_IMPLEMENTATION.get(variant, "einsum")], variant, calibration,
-                       io_type=f.int8_io if variant == "int8" else "float32", legacy_runtimes=f.legacy_runtimes)
+        flat = convert(sources[source_of[variant]], variant, calibration,
+                       io_type=f.int8_io if variant == "int8" else "float32", legacy_runtimes=f.legacy_runtimes,
+                       integer_only=source_of[variant][1])
         path = os.path.join(f.out, f"capsnet_{variant}.tflite")
         with open(path, "wb") as fh:
             fh.write(flat)
@@ -96,7 +104,8 @@ def run(f):
               f"agreement {100 * rows[-1]['agreement']:.2f}%")
     scratch.cleanup()
     write_report(rows, f.out, {"model": f.model, "dataset": info.name, "eval_images": count,
-                               "int8_io": f.int8_io, "calibration_images": len(calibration)})
+                               "int8_io": f.int8_io, "int8_integer_only": f.int8_integer_only,
+                               "calibration_images": len(calibration)})
     return rows
 
 

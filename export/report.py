@@ -9,7 +9,8 @@ def write_report(rows, out, context):
         json.dump({"context": context, "files": rows}, f, indent=2)
     lines = [
         f"Model `{context['model']}`, {context['eval_images']} {context['dataset']} test images, "
-        f"int8 calibrated on {context['calibration_images']} training images, int8 I/O {context['int8_io']}.",
+        f"int8 calibrated on {context['calibration_images']} training images, int8 I/O {context['int8_io']}, "
+        f"{'integer-only' if context.get('int8_integer_only') else 'squash in float'}.",
         "",
         "| file | size (MB) | accuracy | agreement with Keras | max abs score diff | batch-1 latency (ms) |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -1,5 +1,7 @@
 """A SavedModel with one `serving_default` signature: images -> scores, class, reconstruction."""
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -32,11 +34,19 @@ def serving_fn(model):
     return serve
 
 
-def export_saved_model(model, path):
+def export_saved_model(model, path, integer_only=False):
     """Writes `model` (float32) as a SavedModel whose `serving_default` signature takes
-    `images` and returns `scores`, `class_id` and `reconstruction`."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serving_fn(model))
-    archive.write_out(path, verbose=False)
+    `images` and returns `scores`, `class_id` and `reconstruction`.
+
+    `integer_only`: trace the squash and the capsule lengths in the forms that
+    TFLite quantizes to int8 throughout (`keras_caps.activations.integer_only_math`);
+    the source of an integer-only int8 file, not a SavedModel to serve.
+    """
+    from keras_caps.activations import integer_only_math
+
+    with integer_only_math() if integer_only else contextlib.nullcontext():
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", serving_fn(model))
+        archive.write_out(path, verbose=False)
     return path

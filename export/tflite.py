@@ -10,11 +10,12 @@ VARIANTS = {
     "float32": "float32 weights and arithmetic",
     "float16": "float16 weights, float32 arithmetic",
     "dynamic_int8": "int8 weights, activations quantized on the fly",
-    "int8": "int8 weights and activations, calibrated; the squash arithmetic stays float",
+    "int8": "int8 weights and activations, calibrated; integer-only (or the squash in float)",
 }
-# Kept in float in the int8 file: the squash's 1 + |s|^2 spans 0..~2000, so in int8 its
-# value 1 rounds to the zero point and DIV fails; float here costs ~0.05 points less than
-# DIV alone (measured, BENCHMARKS.md) and adds nothing to the size.
+# Kept in float in an int8 file that is not integer-only (`integer_only=False`): the exact
+# squash's 1 + |s|^2 spans 0..~2000, so in int8 its value 1 rounds to the zero point and
+# DIV fails. An integer-only file is converted from a SavedModel traced with the
+# integer-only forms instead (`export_saved_model(..., integer_only=True)`).
 INT8_FLOAT_OPS = ["DIV", "SQRT", "SQUARE", "SUM"]
 # DenseCapsule formulation each file is converted from (default einsum). In int8, the
 # einsum's BATCH_MATMUL of 1152 (1x8)@(8x160) products took 45% of batch-1 time; as
@@ -37,26 +38,61 @@ def _integer_io(flatbuffer, io_type):
     """
     from tensorflow.lite.python.util import modify_model_io_type
 
+    from absl import logging as absl_logging
+
     dtype = {"int8": tf.int8, "uint8": tf.uint8}[io_type]
-    logger = tf.get_logger()  # it warns that float outputs stay float: handled below
-    level = logger.level
-    logger.setLevel("ERROR")
+    flatbuffer = _argmax_before_dequantize(flatbuffer)
+    verbosity = absl_logging.get_verbosity()  # it warns of outputs it leaves alone: handled below
+    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         flatbuffer = modify_model_io_type(flatbuffer, dtype, dtype)
     finally:
-        logger.setLevel(level)
+        absl_logging.set_verbosity(verbosity)
     return _quantize_outputs(flatbuffer, io_type)
+
+
+def _load(flatbuffer):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+
+
+def _save(model, size_hint=1 << 20):
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _argmax_before_dequantize(flatbuffer):
+    """ARG_MAX ops that read a dequantized graph output read its int8 source instead
+    (same argmax: quantization is monotonic). Else making that output int8, which
+    drops the DEQUANTIZE, would leave the ARG_MAX without its input."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = _load(flatbuffer)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    graph = model.subgraphs[0]
+    outputs = set(int(i) for i in graph.outputs)
+    source = {int(op.outputs[0]): int(op.inputs[0]) for op in graph.operators
+              if codes[op.opcodeIndex] == schema.BuiltinOperator.DEQUANTIZE and int(op.outputs[0]) in outputs}
+    changed = False
+    for op in graph.operators:
+        if codes[op.opcodeIndex] == schema.BuiltinOperator.ARG_MAX and int(op.inputs[0]) in source:
+            op.inputs = np.array([source[int(op.inputs[0])]] + [int(i) for i in op.inputs[1:]], dtype=np.int32)
+            changed = True
+    return _save(model, len(flatbuffer) + 4096) if changed else flatbuffer
 
 
 def _quantize_outputs(flatbuffer, io_type):
     """Every float32 output (the capsule lengths, in [0, 1]) gets a QUANTIZE to
     `io_type` with scale 1/255: uint8 0..255 or int8 -128..127 is 0..1. The class
     id is taken from the float scores before, so it is exact."""
-    import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
     kind = {"int8": (schema.TensorType.INT8, -128), "uint8": (schema.TensorType.UINT8, 0)}[io_type]
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    model = _load(flatbuffer)
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     if schema.BuiltinOperator.QUANTIZE in codes:
         quantize = codes.index(schema.BuiltinOperator.QUANTIZE)
@@ -92,9 +128,7 @@ def _quantize_outputs(flatbuffer, io_type):
                 if output.tensorIndex == index:
                     output.tensorIndex = new_index
     graph.outputs = np.array(outputs, dtype=np.int32)
-    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _save(model, len(flatbuffer) + 4096)
 
 
 def _builtin_operator_names():
@@ -130,7 +164,8 @@ def check_builtin_only(flatbuffer, variant):
         )
 
 
-def convert(saved_model_dir, variant, representative_images=None, io_type="float32", legacy_runtimes=True):
+def convert(saved_model_dir, variant, representative_images=None, io_type="float32", legacy_runtimes=True,
+            integer_only=False):
     """Converts the SavedModel's `serving_default` to one TFLite variant.
 
     Args:
@@ -140,6 +175,12 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
             and `reconstruction` outputs: `float32`, `int8`, or `uint8` (images
             then take raw 0..255 pixel values: scale 1/255, zero point 0; scores
             are 0..1 in steps of 1/255). `class_id` is int32 in every case.
+        integer_only: for `int8`: every op in int8 (the SavedModel must come from
+            `export_saved_model(..., integer_only=True)`). With integer I/O this is
+            checked (ExportError if any op computes in float); with float I/O the
+            file's edges are float: QUANTIZE of the images, DEQUANTIZE of the
+            outputs, and class_id's ARG_MAX on the dequantized scores. Otherwise
+            `INT8_FLOAT_OPS` stay float.
         legacy_runtimes: per-tensor instead of per-channel int8 weights in dense
             layers, so the files also run in tflite-runtime 2.14 (FULLY_CONNECTED
             v9 instead of v12); no measurable accuracy cost (BENCHMARKS.md).
@@ -178,7 +219,7 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
                 converter=converter,
                 debug_dataset=lambda: ([image[None]] for image in images[:8]),
                 debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_ops=INT8_FLOAT_OPS, fully_quantize=False),
+                    denylisted_ops=[] if integer_only else INT8_FLOAT_OPS, fully_quantize=False),
             )
             flatbuffer = debugger.get_nondebug_quantized_model()
             if io_type != "float32":
@@ -190,4 +231,29 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
         detail = lines[0].split("error:")[-1].strip() if lines else str(error).splitlines()[0]
         raise ExportError(f"TFLite conversion ({variant}) failed with builtin ops only: {detail}") from None
     check_builtin_only(flatbuffer, variant)
+    if variant == "int8" and integer_only and io_type != "float32":
+        float_ops = float_arithmetic(flatbuffer)
+        if float_ops:
+            raise ExportError(f"The int8 file is not integer-only: {', '.join(float_ops)} compute in float. "
+                              "Export the SavedModel with integer_only=True, or allow float ops.")
     return flatbuffer
+
+
+def float_arithmetic(flatbuffer):
+    """Names of the ops that read or write float32 tensors, beside the QUANTIZE and
+    DEQUANTIZE that convert float inputs and outputs; empty for an integer-only file."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = _builtin_operator_names()
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    graph = model.Subgraphs(0)
+    found = set()
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "UNKNOWN")
+        tensors = [op.Inputs(j) for j in range(op.InputsLength())] + [op.Outputs(j) for j in range(op.OutputsLength())]
+        if name not in ("QUANTIZE", "DEQUANTIZE") and any(
+                t >= 0 and graph.Tensors(t).Type() == schema.TensorType.FLOAT32 for t in tensors):
+            found.add(name)
+    return sorted(found)

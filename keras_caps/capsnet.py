@@ -237,11 +237,12 @@ class CapsNet(keras.Model):
         if labels is None:
             # The longest capsule, found by comparison: keras.ops.argmax's
             # TensorFlow form (BitwiseAnd, for -0.0) has no TFLite builtin op.
+            # A select, not a multiply by a cast mask: it stays integer in int8 TFLite files.
             lengths = safe_norm(capsules)
-            mask = ops.cast(ops.equal(lengths, ops.max(lengths, axis=-1, keepdims=True)), "float32")
+            longest = ops.equal(lengths, ops.max(lengths, axis=-1, keepdims=True))
+            masked = ops.where(longest[:, :, None], capsules, 0.0)
         else:
-            mask = self.one_hot(labels)
-        masked = capsules * ops.cast(mask, capsules.dtype)[:, :, None]
+            masked = capsules * ops.cast(self.one_hot(labels), capsules.dtype)[:, :, None]
         x = ops.reshape(masked, (ops.shape(capsules)[0], self.classes * self.digit_dim))
         for layer in self.decoder_layers:
             x = layer(x)

@@ -60,6 +60,11 @@ def test_export_cli_writes_verified_files(trained):
     # The int8 file computes u_hat as one grouped CONV_2D (3 convolutions), the others by BATCH_MATMUL.
     assert conv_count(out / "capsnet_int8.tflite") == 3
     assert conv_count(out / "capsnet_float32.tflite") == 2
+    from export.tflite import float_arithmetic
+
+    # Integer-only by default: float only where the float I/O meets it.
+    assert float_arithmetic(open(out / "capsnet_int8.tflite", "rb").read()) == ["ARG_MAX"]
+    assert float_arithmetic(open(out / "capsnet_float32.tflite", "rb").read())
     assert not list(out.glob("capsnet_export_*")) and not (out / "grouped_conv").exists()
 
     # The SavedModel's signature gives scores, class and reconstruction.
@@ -88,24 +93,37 @@ def conv_count(path):
     return kinds.count(schema.BuiltinOperator.CONV_2D)
 
 
+def float_tensors(flat):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(flat, 0).Subgraphs(0)
+    return sum(graph.Tensors(i).Type() == schema.TensorType.FLOAT32 for i in range(graph.TensorsLength()))
+
+
+@pytest.mark.parametrize("integer_only", [True, False])
 @pytest.mark.parametrize("io_type", ["int8", "uint8"])
-def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type):
+def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type, integer_only):
     folder, path, model = trained
     from export import export_saved_model
+    from export.tflite import float_arithmetic
 
-    saved = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "sm"))
+    saved = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "sm"), integer_only=integer_only)
     x = np.random.default_rng(3).uniform(0, 1, (16, 28, 28, 1)).astype("float32")
-    flat = convert(saved, "int8", x, io_type=io_type)
+    flat = convert(saved, "int8", x, io_type=io_type, integer_only=integer_only)
     runner = TFLiteModel(flat)
     dtype = np.dtype(io_type).type
     assert runner.input["dtype"] == dtype
     kinds = {d["shape"].size: d["dtype"] for d in runner.interpreter.get_output_details()}
     assert kinds == {4: dtype, 1: np.int32, 2: dtype}  # reconstruction, class_id, scores
-    assert abs(runner.scores["quantization"][0] - 1 / 255) < 1e-7
-    float_io = TFLiteModel(convert(saved, "int8", x))
+    if integer_only:  # no float tensor anywhere
+        assert float_tensors(flat) == 0
+    else:  # the squash in float; its float scores quantized at the end with scale 1/255
+        assert float_arithmetic(flat) == ["ARG_MAX", "DIV", "SQRT", "SQUARE", "SUM"]
+        assert abs(runner.scores["quantization"][0] - 1 / 255) < 1e-7
+    float_io = TFLiteModel(convert(saved, "int8", x, integer_only=integer_only))
     np.testing.assert_allclose(runner(x), model.predict(x, verbose=0), atol=0.1)
     np.testing.assert_allclose(runner(x), float_io(x), atol=0.02)
-    # class_id comes from the float scores, before they are quantized.
+    # class_id is the argmax of the scores.
     interpreter = runner.interpreter
     class_id = next(o["index"] for o in interpreter.get_output_details() if o["dtype"] == np.int32)
     np.testing.assert_array_equal(interpreter.get_tensor(class_id), float_io(x).argmax(-1))
@@ -121,11 +139,22 @@ def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type):
         interpreter.invoke()
         scores = next(interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()
                       if o["shape"].size == 2 and o["dtype"] == np.uint8)
-        np.testing.assert_allclose(scores / 255.0, float_io(pixels / 255.0), atol=0.02)
+        scale, zero = runner.scores["quantization"]
+        np.testing.assert_allclose((scores.astype("float32") - zero) * scale, float_io(pixels / 255.0), atol=0.02)
     with pytest.raises(ExportError, match="int8 file: input/output type 'int16'"):
         convert(saved, "int8", x, io_type="int16")
     with pytest.raises(ExportError, match="representative images"):
         convert(saved, "int8", None)
+
+
+def test_integer_only_needs_the_integer_only_savedmodel(trained, tmp_path):
+    _, _, model = trained
+    from export import export_saved_model
+
+    saved = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "sm"))
+    x = np.random.default_rng(3).uniform(0, 1, (8, 28, 28, 1)).astype("float32")
+    with pytest.raises(ExportError, match="not integer-only: .+ compute in float"):
+        convert(saved, "int8", x, io_type="uint8", integer_only=True)
 
 
 def test_mixed_precision_model_exports_as_float32(trained, tmp_path):
@@ -187,13 +216,17 @@ def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
     from export import VARIANTS, export_saved_model
 
     saved = {i: export_saved_model(float32_copy(model, i), str(tmp_path / i)) for i in ("einsum", "grouped_conv")}
+    saved["integer_only"] = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "io"),
+                                               integer_only=True)
     x = np.random.default_rng(4).uniform(0, 1, (4, 28, 28, 1)).astype("float32")
     paths = []
-    runs = [(v, i, "float32") for v in VARIANTS for i in saved] + [("int8", "grouped_conv", t) for t in ("int8", "uint8")]
-    for variant, implementation, io_type in runs:
-        path = str(tmp_path / f"capsnet_{variant}_{implementation}_{io_type}.tflite")
+    runs = ([(v, i, "float32") for v in VARIANTS for i in ("einsum", "grouped_conv")]
+            + [("int8", "grouped_conv", t) for t in ("int8", "uint8")]
+            + [("int8", "integer_only", t) for t in ("float32", "int8", "uint8")])
+    for variant, source, io_type in runs:
+        path = str(tmp_path / f"capsnet_{variant}_{source}_{io_type}.tflite")
         with open(path, "wb") as f:
-            f.write(convert(saved[implementation], variant, x, io_type=io_type))
+            f.write(convert(saved[source], variant, x, io_type=io_type, integer_only=source == "integer_only"))
         paths.append(path)
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run([legacy_python(), os.path.join(ROOT, "tests", "legacy_runtime.py"),
