@@ -245,3 +245,22 @@ def test_unknown_variant_is_refused_before_any_work(tmp_path):
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode != 0 and "--variants: choose from float32" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_export_cli_int8_with_the_squash_in_float(trained):
+    folder, path, _ = trained
+    from export.tflite import float_arithmetic
+
+    out = folder / "dist_float_squash"
+    result = subprocess.run([sys.executable, "-m", "export", "--model", path, "--out", str(out),
+                             "--data_dir", str(folder / "mnist"), "--latency_runs", "2", "--calibration_images", "8",
+                             "--variants", "int8", "--noint8_integer_only", "--int8_io", "uint8"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    flat = open(out / "capsnet_int8.tflite", "rb").read()
+    assert float_arithmetic(flat) == ["ARG_MAX", "DIV", "SQRT", "SQUARE", "SUM"]
+    assert TFLiteModel(flat).input["dtype"] == np.uint8
+    report = json.load(open(out / "report.json"))
+    assert report["context"]["int8_integer_only"] is False and report["context"]["int8_io"] == "uint8"
+    assert "squash in float" in open(out / "report.md").read()
