@@ -29,16 +29,12 @@ def _schema():
 
 def operators(flatbuffer):
     """`[(name, output shapes)]` of the main subgraph's operators, in execution order."""
+    from export.tflite import operator_names
+
     schema = _schema()
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    graph = model.subgraphs[0]
-    out = []
-    for op in graph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        shapes = [[int(d) for d in graph.tensors[i].shape] for i in op.outputs]
-        out.append((names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM"), shapes))
-    return out
+    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0)).subgraphs[0]
+    shapes = [[[int(d) for d in graph.tensors[i].shape] for i in op.outputs] for op in graph.operators]
+    return list(zip(operator_names(flatbuffer), shapes))
 
 
 def prefix(flatbuffer, k):

@@ -57,12 +57,28 @@ def _load(flatbuffer):
     return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
 
 
-def _save(model, size_hint=1 << 20):
+def _save(model, size_hint):
     import flatbuffers
 
     builder = flatbuffers.Builder(size_hint)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _builtin(code):
+    """An operator code's builtin op (older files hold it in the deprecated field)."""
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def operator_names(flatbuffer):
+    """Names of the main subgraph's operators, in execution order."""
+    return _operator_names(_load(flatbuffer))
+
+
+def _operator_names(model):
+    names = _builtin_operator_names()
+    return [names.get(_builtin(model.operatorCodes[op.opcodeIndex]), "UNKNOWN")
+            for op in model.subgraphs[0].operators]
 
 
 def _argmax_before_dequantize(flatbuffer):
@@ -72,7 +88,7 @@ def _argmax_before_dequantize(flatbuffer):
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = _load(flatbuffer)
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    codes = [_builtin(c) for c in model.operatorCodes]
     graph = model.subgraphs[0]
     outputs = set(int(i) for i in graph.outputs)
     source = {int(op.outputs[0]): int(op.inputs[0]) for op in graph.operators
@@ -93,7 +109,7 @@ def _quantize_outputs(flatbuffer, io_type):
 
     kind = {"int8": (schema.TensorType.INT8, -128), "uint8": (schema.TensorType.UINT8, 0)}[io_type]
     model = _load(flatbuffer)
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    codes = [_builtin(c) for c in model.operatorCodes]
     if schema.BuiltinOperator.QUANTIZE in codes:
         quantize = codes.index(schema.BuiltinOperator.QUANTIZE)
     else:
@@ -140,18 +156,13 @@ def _builtin_operator_names():
 def op_list(flatbuffer):
     """`[(op name, version)]` of every operator code in a .tflite flatbuffer; custom
     and Flex ops come back as `("CUSTOM:<name>", version)`."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
     names = _builtin_operator_names()
-    model = schema.Model.GetRootAsModel(flatbuffer, 0)
     ops = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        name = names.get(builtin, f"UNKNOWN_{builtin}")
+    for code in _load(flatbuffer).operatorCodes:
+        name = names.get(_builtin(code), f"UNKNOWN_{_builtin(code)}")
         if name == "CUSTOM":
-            name = "CUSTOM:" + code.CustomCode().decode()
-        ops.append((name, code.Version()))
+            name = "CUSTOM:" + bytes(code.customCode).decode()
+        ops.append((name, code.version))
     return ops
 
 
@@ -244,16 +255,12 @@ def float_arithmetic(flatbuffer):
     DEQUANTIZE that convert float inputs and outputs; empty for an integer-only file."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    names = _builtin_operator_names()
-    model = schema.Model.GetRootAsModel(flatbuffer, 0)
-    graph = model.Subgraphs(0)
+    model = _load(flatbuffer)
+    graph = model.subgraphs[0]
     found = set()
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "UNKNOWN")
-        tensors = [op.Inputs(j) for j in range(op.InputsLength())] + [op.Outputs(j) for j in range(op.OutputsLength())]
+    for name, op in zip(_operator_names(model), graph.operators):
+        tensors = [int(t) for t in op.inputs] + [int(t) for t in op.outputs]
         if name not in ("QUANTIZE", "DEQUANTIZE") and any(
-                t >= 0 and graph.Tensors(t).Type() == schema.TensorType.FLOAT32 for t in tensors):
+                t >= 0 and graph.tensors[t].type == schema.TensorType.FLOAT32 for t in tensors):
             found.add(name)
     return sorted(found)

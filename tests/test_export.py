@@ -83,14 +83,9 @@ def test_export_cli_writes_verified_files(trained):
 
 
 def conv_count(path):
-    from tensorflow.lite.python import schema_py_generated as schema
+    from export.tflite import operator_names
 
-    model = schema.Model.GetRootAsModel(open(path, "rb").read(), 0)
-    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
-    graph = model.Subgraphs(0)
-    kinds = [max(codes[graph.Operators(i).OpcodeIndex()].BuiltinCode(),
-                 codes[graph.Operators(i).OpcodeIndex()].DeprecatedBuiltinCode()) for i in range(graph.OperatorsLength())]
-    return kinds.count(schema.BuiltinOperator.CONV_2D)
+    return operator_names(open(path, "rb").read()).count("CONV_2D")
 
 
 def float_tensors(flat):
@@ -178,6 +173,15 @@ def test_non_builtin_op_is_a_clear_error(tmp_path):
     tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
     with pytest.raises(ExportError, match="builtin ops only"):
         convert(str(tmp_path), "float32")
+    # A file that holds a custom op anyway is refused by name.
+    from export.tflite import check_builtin_only, op_list
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path))
+    converter.allow_custom_ops = True
+    flat = converter.convert()
+    assert ("CUSTOM:BitwiseAnd", 1) in op_list(flat)
+    with pytest.raises(ExportError, match=r"non-builtin ops \(CUSTOM:BitwiseAnd\)"):
+        check_builtin_only(flat, "float32")
     with pytest.raises(ExportError, match="Unknown TFLite variant"):
         convert(str(tmp_path), "int4")
 
