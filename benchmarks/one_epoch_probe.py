@@ -23,7 +23,9 @@ def main():
     p.add_argument("--kernel_init", default="torch", help="torch (the default) or a Keras initializer name")
     p.add_argument("--bias", default="torch", choices=["torch", "zeros"])
     p.add_argument("--ema", type=float, default=0.0, help="Adam use_ema momentum (0: off)")
-    p.add_argument("--adam_epsilon", type=float, default=1e-7)
+    p.add_argument("--adam_epsilon", type=float, default=None, help="default: the optimizer's own (1e-7 / 1e-8)")
+    p.add_argument("--adam_form", default="keras", choices=["keras", "torch"],
+                   help="keras.optimizers.Adam or keras_caps.TorchAdam (PyTorch's epsilon placement)")
     p.add_argument("--grouping", default="channels_last", choices=["channels_last", "torch"])
     p.add_argument("--shift_pixels", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -39,6 +41,7 @@ def main():
     from keras_caps import CapsNet, PrimaryCapsule
     from keras_caps.activations import squash
     from keras_caps.data import load_arrays, make_dataset
+    from keras_caps.optimizers import TorchAdam
 
     if args.grouping == "torch":
         def call(self, inputs):  # the reference's view() of a channels-first tensor
@@ -64,8 +67,9 @@ def main():
     else:
         lr = keras.optimizers.schedules.CosineDecay(0.0, steps - steps // 10, warmup_target=args.lr,
                                                     warmup_steps=steps // 10)
-    optimizer = keras.optimizers.Adam(lr, epsilon=args.adam_epsilon, use_ema=args.ema > 0,
-                                      ema_momentum=args.ema or 0.99)
+    adam = TorchAdam if args.adam_form == "torch" else keras.optimizers.Adam
+    extra = {} if args.adam_epsilon is None else {"epsilon": args.adam_epsilon}
+    optimizer = adam(lr, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99, **extra)
     model.compile(optimizer=optimizer)
     start = time.time()
     model.fit(train, epochs=1, verbose=0, shuffle=False)
