@@ -105,7 +105,15 @@ class DenseCapsule(keras.layers.Layer):
     def predictions(self, inputs):
         """`u_hat`, shape `(batch, num_capsule, in_capsules, dim_capsule)`."""
         if self.implementation == "einsum":
-            return ops.einsum("bik,jiok->bjio", inputs, self.kernel)
+            # One batched product per input capsule, then one transpose: the same
+            # as ops.einsum("bik,jiok->bjio"), whose TensorFlow gradient made a
+            # training step through this layer ~1.5x slower.
+            x = ops.transpose(inputs, (1, 0, 2))
+            kernel = ops.reshape(ops.transpose(self.kernel, (1, 3, 0, 2)),
+                                 (self.in_capsules, self.in_dim, self.num_capsule * self.dim_capsule))
+            y = ops.reshape(ops.matmul(x, ops.cast(kernel, x.dtype)),
+                            (self.in_capsules, -1, self.num_capsule, self.dim_capsule))
+            return ops.transpose(y, (1, 2, 0, 3))
         # Input capsule i's components are group i's channels; its filters are
         # W[:, i] flattened, so output channel i*J*O + j*O + o is u_hat[j, i, o].
         x = ops.reshape(inputs, (-1, 1, 1, self.in_capsules * self.in_dim))
