@@ -83,3 +83,18 @@ def test_tflite_profile_cuts_the_graph_after_each_operator():
     rows = profile(flat, repeats=3)
     assert [row["op"] for row in rows] == names and rows[-1]["cumulative_ms"] > 0
     assert sum(row["op_ms"] for row in rows) == pytest.approx(rows[-1]["cumulative_ms"], abs=1e-3)
+
+
+def test_routing_layout_probe_forms_agree(capsys, monkeypatch):
+    import json
+
+    import routing_layout_probe
+
+    monkeypatch.setattr(sys, "argv", ["routing_layout_probe.py", "--batch", "2", "--repeats", "1"])
+    routing_layout_probe.main()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["form"], r["pass"]) for r in rows} == {
+        (f, p) for f in ("einsum", "matmul", "capsule_major") for p in ("forward", "forward_backward")}
+    for row in rows:
+        assert row["ms"] > 0
+        assert row["max_abs_diff_vs_einsum"] < 1e-6, row
