@@ -2,7 +2,7 @@
 
     python benchmarks/one_epoch_probe.py --data_dir ../shared/data/mnist [--kernel_init glorot_uniform]
         [--bias zeros] [--policy float32] [--ema 0.99] [--adam_epsilon 1e-8] [--grouping torch] [--seed 1]
-        [--schedule cosine] [--lr 2e-3]
+        [--schedule cosine] [--lr 2e-3] [--adam_form torch]
 
 The same CapsNet and input pipeline as train.py (shift 2, Adam 1e-3); prints the test accuracy.
 """
