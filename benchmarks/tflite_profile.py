@@ -21,35 +21,26 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _schema():
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    return schema
-
-
 def operators(flatbuffer):
     """`[(name, output shapes)]` of the main subgraph's operators, in execution order."""
-    from export.tflite import operator_names
+    from export.tflite import load_flatbuffer, operator_names
 
-    schema = _schema()
-    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0)).subgraphs[0]
+    model = load_flatbuffer(flatbuffer)
+    graph = model.subgraphs[0]
     shapes = [[[int(d) for d in graph.tensors[i].shape] for i in op.outputs] for op in graph.operators]
-    return list(zip(operator_names(flatbuffer), shapes))
+    return list(zip(operator_names(model), shapes))
 
 
 def prefix(flatbuffer, k):
     """The model cut after its first `k` operators, as a flatbuffer."""
-    import flatbuffers
+    from export.tflite import load_flatbuffer, save_flatbuffer
 
-    schema = _schema()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
     graph.operators = graph.operators[:k]
     graph.outputs = np.array(graph.operators[-1].outputs, dtype=np.int32)
     model.signatureDefs = []  # they name outputs that are gone
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return save_flatbuffer(model, len(flatbuffer))
 
 
 def batch1_ms(flatbuffer, repeats):

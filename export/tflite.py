@@ -51,13 +51,15 @@ def _integer_io(flatbuffer, io_type):
     return _quantize_outputs(flatbuffer, io_type)
 
 
-def _load(flatbuffer):
+def load_flatbuffer(flatbuffer):
+    """A .tflite flatbuffer as TFLite's mutable object tree (`schema.ModelT`)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
 
 
-def _save(model, size_hint):
+def save_flatbuffer(model, size_hint):
+    """A `schema.ModelT` back to .tflite bytes (`size_hint`: the starting buffer size)."""
     import flatbuffers
 
     builder = flatbuffers.Builder(size_hint)
@@ -70,12 +72,8 @@ def _builtin(code):
     return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
-def operator_names(flatbuffer):
-    """Names of the main subgraph's operators, in execution order."""
-    return _operator_names(_load(flatbuffer))
-
-
-def _operator_names(model):
+def operator_names(model):
+    """Names of a loaded model's main-subgraph operators, in execution order."""
     names = _builtin_operator_names()
     return [names.get(_builtin(model.operatorCodes[op.opcodeIndex]), "UNKNOWN")
             for op in model.subgraphs[0].operators]
@@ -87,7 +85,7 @@ def _argmax_before_dequantize(flatbuffer):
     drops the DEQUANTIZE, would leave the ARG_MAX without its input."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = _load(flatbuffer)
+    model = load_flatbuffer(flatbuffer)
     codes = [_builtin(c) for c in model.operatorCodes]
     graph = model.subgraphs[0]
     outputs = set(int(i) for i in graph.outputs)
@@ -98,7 +96,7 @@ def _argmax_before_dequantize(flatbuffer):
         if codes[op.opcodeIndex] == schema.BuiltinOperator.ARG_MAX and int(op.inputs[0]) in source:
             op.inputs = np.array([source[int(op.inputs[0])]] + [int(i) for i in op.inputs[1:]], dtype=np.int32)
             changed = True
-    return _save(model, len(flatbuffer) + 4096) if changed else flatbuffer
+    return save_flatbuffer(model, len(flatbuffer) + 4096) if changed else flatbuffer
 
 
 def _quantize_outputs(flatbuffer, io_type):
@@ -108,7 +106,7 @@ def _quantize_outputs(flatbuffer, io_type):
     from tensorflow.lite.python import schema_py_generated as schema
 
     kind = {"int8": (schema.TensorType.INT8, -128), "uint8": (schema.TensorType.UINT8, 0)}[io_type]
-    model = _load(flatbuffer)
+    model = load_flatbuffer(flatbuffer)
     codes = [_builtin(c) for c in model.operatorCodes]
     if schema.BuiltinOperator.QUANTIZE in codes:
         quantize = codes.index(schema.BuiltinOperator.QUANTIZE)
@@ -144,7 +142,7 @@ def _quantize_outputs(flatbuffer, io_type):
                 if output.tensorIndex == index:
                     output.tensorIndex = new_index
     graph.outputs = np.array(outputs, dtype=np.int32)
-    return _save(model, len(flatbuffer) + 4096)
+    return save_flatbuffer(model, len(flatbuffer) + 4096)
 
 
 def _builtin_operator_names():
@@ -158,7 +156,7 @@ def op_list(flatbuffer):
     and Flex ops come back as `("CUSTOM:<name>", version)`."""
     names = _builtin_operator_names()
     ops = []
-    for code in _load(flatbuffer).operatorCodes:
+    for code in load_flatbuffer(flatbuffer).operatorCodes:
         name = names.get(_builtin(code), f"UNKNOWN_{_builtin(code)}")
         if name == "CUSTOM":
             name = "CUSTOM:" + bytes(code.customCode).decode()
@@ -255,10 +253,10 @@ def float_arithmetic(flatbuffer):
     DEQUANTIZE that convert float inputs and outputs; empty for an integer-only file."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = _load(flatbuffer)
+    model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
     found = set()
-    for name, op in zip(_operator_names(model), graph.operators):
+    for name, op in zip(operator_names(model), graph.operators):
         tensors = [int(t) for t in op.inputs] + [int(t) for t in op.outputs]
         if name not in ("QUANTIZE", "DEQUANTIZE") and any(
                 t >= 0 and graph.tensors[t].type == schema.TensorType.FLOAT32 for t in tensors):

@@ -83,9 +83,9 @@ def test_export_cli_writes_verified_files(trained):
 
 
 def conv_count(path):
-    from export.tflite import operator_names
+    from export.tflite import load_flatbuffer, operator_names
 
-    return operator_names(open(path, "rb").read()).count("CONV_2D")
+    return operator_names(load_flatbuffer(open(path, "rb").read())).count("CONV_2D")
 
 
 def float_tensors(flat):
