@@ -41,32 +41,29 @@ def main():
     layer.build(x.shape)
     W = layer.kernel
 
-    def einsum(u):
-        u_hat = ops.einsum("bik,jiok->bjio", u, W)
+    def route(u_hat, in_axis, out_axis, weighted_sum, agreement):
         frozen, logits = ops.stop_gradient(u_hat), None
         for r in range(routings):
             preds = u_hat if r == routings - 1 else frozen
-            s = (ops.sum(preds, axis=2) / out_caps if logits is None
-                 else ops.einsum("bji,bjio->bjo", ops.softmax(logits, axis=1), preds))
+            s = (ops.sum(preds, axis=in_axis) / out_caps if logits is None
+                 else weighted_sum(ops.softmax(logits, axis=out_axis), preds))
             v = squash(s)
             if r < routings - 1:
-                a = ops.einsum("bjo,bjio->bji", v, frozen)
+                a = agreement(v, frozen)
                 logits = a if logits is None else logits + a
         return v
+
+    def einsum(u):
+        return route(ops.einsum("bik,jiok->bjio", u, W), in_axis=2, out_axis=1,
+                     weighted_sum=lambda c, u_hat: ops.einsum("bji,bjio->bjo", c, u_hat),
+                     agreement=lambda v, u_hat: ops.einsum("bjo,bjio->bji", v, u_hat))
 
     def capsule_major(u):
         kernel = ops.reshape(ops.transpose(W, (1, 3, 0, 2)), (in_caps, in_dim, out_caps * out_dim))
         u_hat = ops.reshape(ops.matmul(ops.transpose(u, (1, 0, 2)), kernel), (in_caps, -1, out_caps, out_dim))
-        frozen, logits = ops.stop_gradient(u_hat), None
-        for r in range(routings):
-            preds = u_hat if r == routings - 1 else frozen
-            s = (ops.sum(preds, axis=0) / out_caps if logits is None
-                 else ops.sum(ops.softmax(logits, axis=-1)[..., None] * preds, axis=0))
-            v = squash(s)
-            if r < routings - 1:
-                a = ops.sum(frozen * v[None], axis=-1)
-                logits = a if logits is None else logits + a
-        return v
+        return route(u_hat, in_axis=0, out_axis=2,
+                     weighted_sum=lambda c, u_hat: ops.sum(c[..., None] * u_hat, axis=0),
+                     agreement=lambda v, u_hat: ops.sum(u_hat * v[None], axis=-1))
 
     forms = {"einsum": einsum, "matmul": layer, "capsule_major": capsule_major}
 
