@@ -98,3 +98,21 @@ def test_routing_layout_probe_forms_agree(capsys, monkeypatch):
     for row in rows:
         assert row["ms"] > 0
         assert row["max_abs_diff_vs_einsum"] < 1e-6, row
+
+
+def test_adam_forms_reports_gradient_scale_and_torch_parity(mnist_dir, capsys, monkeypatch):
+    import json
+
+    import adam_forms
+
+    monkeypatch.setattr(sys, "argv", ["adam_forms.py", "--data_dir", mnist_dir])
+    adam_forms.main()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    grads = [r for r in rows if "weight" in r]
+    assert len(grads) == 11  # conv1, primary caps (kernel, bias each), W, 3 decoder layers (kernel, bias each)
+    assert any(r["weight"].endswith("digit_caps/kernel") and 0 < r["median_abs_grad"] < 1e-3 for r in grads)
+    last = rows[-1]
+    if last["torch"].startswith("not installed"):
+        return
+    assert last["torch_adam_max_abs_diff_vs_torch"] < 1e-5
+    assert last["keras_adam_max_abs_diff_vs_torch"] > 1e-3
