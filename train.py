@@ -20,6 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 FLAGS = flags.FLAGS
+flags.DEFINE_enum("architecture", "paper", ["paper", "micro", "micro_he", "micro_v2", "micro_bn"],
+                  "paper: the paper's CapsNet (8.2M weights). micro: 0.25M weights before the decoder, whose "
+                  "int8 file fits a microcontroller (keras_caps.ARCHITECTURES).")
 flags.DEFINE_integer("routings", 3, "Routing iterations of the digit capsules (>= 1).")
 flags.DEFINE_integer("epochs", 50, "Epochs to train (>= 1).")
 flags.DEFINE_integer("batch_size", 100, "Batch size (>= 1).")
@@ -220,8 +223,8 @@ def run(argv_flags):
         else:
             if f.resume:
                 print(f"--resume: no checkpoint in {save_dir}; starting afresh.")
-            model = CapsNet(input_shape=info.image_shape, classes=info.classes, routings=f.routings,
-                            lam_recon=f.lam_recon)
+            model = CapsNet.from_architecture(f.architecture, input_shape=info.image_shape,
+                                              classes=info.classes, routings=f.routings, lam_recon=f.lam_recon)
             if f.weights:
                 if f.weights.endswith(".weights.h5"):
                     model.load_weights(f.weights)
@@ -297,7 +300,7 @@ def run(argv_flags):
         "data_source": info.source,
         "figures": figure_paths,
         "flags": {name: f[name].value for name in
-                  ("routings", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "warmup_steps", "lam_recon", "shift_pixels",
+                  ("architecture", "routings", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "warmup_steps", "lam_recon", "shift_pixels",
                    "dataset", "data_dir", "save_dir", "testing", "weights", "mixed_precision", "seed",
                    "steps_per_epoch", "resume", "val_split", "strategy")},
     }

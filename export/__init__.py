@@ -6,5 +6,6 @@
 from export.savedmodel import export_saved_model, float32_copy
 from keras_caps.model_files import ModelFileError, load_capsnet
 from export.tflite import VARIANTS, ExportError, convert
+from export import micro
 
-__all__ = ["VARIANTS", "ExportError", "ModelFileError", "convert", "export_saved_model", "float32_copy", "load_capsnet"]
+__all__ = ["VARIANTS", "ExportError", "ModelFileError", "convert", "micro", "export_saved_model", "float32_copy", "load_capsnet"]

@@ -19,5 +19,24 @@ def write_report(rows, out, context):
         size = "" if row["size_bytes"] is None else f"{row['size_bytes'] / 1e6:.1f}"
         lines.append(f"| {row['file']} | {size} | {100 * row['accuracy']:.2f}% | {100 * row['agreement']:.2f}% "
                      f"| {row['max_abs_score_diff']:.2e} | {row['latency_ms']:.2f} |")
+    micro = [row for row in rows if "tflm_arena_bytes" in row]
+    if micro:
+        lines += [
+            "",
+            f"In TFLite Micro's interpreter (reference kernels, this CPU), one image a call; the "
+            f"microcontroller time is an estimate: multiply-accumulates at {context['mcu_macs_per_cycle']:g} "
+            f"a cycle and {context['mcu_mhz']:g} MHz.",
+            "",
+            "| file | flash (KB) | tensor arena (KB) | TFLM latency (ms) | LiteRT latency (ms) "
+            "| class as LiteRT's | MACs (M) | MCU estimate (ms) | operators |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in micro:
+            ops = ", ".join(f"{name} {count}" for name, count in row["op_counts"].items())
+            lines.append(
+                f"| {row['file']} | {row['size_bytes'] / 1024:.1f} | {row['tflm_arena_bytes'] / 1024:.1f} "
+                f"| {row['tflm_latency_ms']:.2f} | {row['latency_ms']:.2f} "
+                f"| {100 * row['tflm_agreement']:.2f}% of {row['tflm_images']} | {row['macs'] / 1e6:.2f} "
+                f"| {row['mcu_estimate_ms']:.1f} | {ops} |")
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

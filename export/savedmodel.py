@@ -11,19 +11,22 @@ def float32_copy(model, capsule_implementation="einsum"):
     its digit capsules' `u_hat` computed by `capsule_implementation` (see `DenseCapsule`)."""
     from keras_caps import CapsNet
 
-    config = dict(model.get_config(), dtype="float32")
+    config = dict(model.get_config(), dtype="float32", capsule_implementation=capsule_implementation)
     clone = CapsNet.from_config(config)
     clone.set_weights(model.get_weights())
-    clone.digit_caps.implementation = capsule_implementation  # a formulation, not a weight
     return clone
 
 
-def serving_fn(model):
-    """A tf.function for float32 images `(N, H, W, C)` in [0, 1]."""
+def serving_fn(model, scores_only=False):
+    """A tf.function for float32 images `(N, H, W, C)` in [0, 1]; without the
+    decoder and its `reconstruction` output when `scores_only`."""
     spec = tf.TensorSpec((None,) + tuple(model.image_shape), tf.float32, name="images")
 
     @tf.function(input_signature=[spec])
     def serve(images):
+        if scores_only:
+            scores = model(images)
+            return {"scores": scores, "class_id": tf.argmax(scores, axis=-1, output_type=tf.int32)}
         out = model.forward(images)
         return {
             "scores": out["scores"],
@@ -34,9 +37,10 @@ def serving_fn(model):
     return serve
 
 
-def export_saved_model(model, path, integer_only=False):
+def export_saved_model(model, path, integer_only=False, scores_only=False):
     """Writes `model` (float32) as a SavedModel whose `serving_default` signature takes
-    `images` and returns `scores`, `class_id` and `reconstruction`.
+    `images` and returns `scores`, `class_id` and `reconstruction` (not the last
+    with `scores_only`: a device that needs the class, not the picture).
 
     `integer_only`: trace the squash and the capsule lengths in the forms that
     TFLite quantizes to int8 throughout (`keras_caps.activations.integer_only_math`);
@@ -47,6 +51,6 @@ def export_saved_model(model, path, integer_only=False):
     with integer_only_math() if integer_only else contextlib.nullcontext():
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint("serving_default", serving_fn(model))
+        archive.add_endpoint("serving_default", serving_fn(model, scores_only))
         archive.write_out(path, verbose=False)
     return path

@@ -43,7 +43,8 @@ class FanInUniform(keras.initializers.Initializer):
 class CapsNet(keras.Model):
     """Capsule network with dynamic routing and a reconstruction decoder.
 
-    Conv2D(`conv_filters`, `conv_kernel_size`, ReLU) -> PrimaryCapsule
+    Conv2D(`conv_filters`, `conv_kernel_size`, `conv_strides`, ReLU), one or
+    several -> PrimaryCapsule
     (`primary_channels` x `primary_dim`D, `primary_kernel_size`, stride
     `primary_strides`) -> DenseCapsule(`classes` x `digit_dim`D, `routings`) ->
     capsule lengths. The decoder (Dense `decoder_units`, then one sigmoid unit
@@ -60,7 +61,13 @@ class CapsNet(keras.Model):
             in [0, 1].
         classes: number of classes (>= 2).
         routings: routing iterations (>= 1).
-        conv_filters, conv_kernel_size: the first convolution (256, 9).
+        conv_filters, conv_kernel_size, conv_strides: the convolutions before the
+            primary capsules, each ReLU and "valid": an int for one (the paper's
+            256, 9, 1) or equal-length sequences for a stack (an int beside a
+            sequence is used for every layer).
+        conv_batch_norm: batch normalization between each of those
+            convolutions and its ReLU (the convolutions then have no bias);
+            TFLite folds it into the convolution.
         primary_channels, primary_dim, primary_kernel_size, primary_strides:
             the primary capsules (32, 8, 9, 2).
         digit_dim: components per class capsule (16).
@@ -71,12 +78,20 @@ class CapsNet(keras.Model):
             is PyTorch's, U(+-1/sqrt(fan_in)), as in the reference.
         bias_initializer: `"fan_in_uniform"` (PyTorch's, the default) or a Keras
             initializer such as `"zeros"` (Keras's usual choice).
+        capsule_implementation: how the digit capsules compute `u_hat`
+            (`DenseCapsule`'s `implementation`): `"einsum"` to train,
+            `"grouped_conv"` for int8 TFLite files. Same weights and values.
 
     Call:
         `model(images)` and `model.predict(images)` return the class scores
         (capsule lengths, float32, `(batch, classes)`). `model.forward(images)`
         returns a dict with `scores`, `capsules` and `reconstruction`;
         `model.reconstruct(images, labels=None)` just the reconstruction.
+
+    Named configurations (`ARCHITECTURES`): `"paper"`, the paper's 8.2M
+    parameters (the defaults), and `"micro"`, 0.25M parameters whose int8
+    scores-only file fits a microcontroller (BENCHMARKS.md); build one with
+    `CapsNet.from_architecture(name, **overrides)`.
 
     Example:
     >>> model = CapsNet(input_shape=(28, 28, 1), classes=10, routings=3)
@@ -92,6 +107,8 @@ class CapsNet(keras.Model):
         routings=3,
         conv_filters=256,
         conv_kernel_size=9,
+        conv_strides=1,
+        conv_batch_norm=False,
         primary_channels=32,
         primary_dim=8,
         primary_kernel_size=9,
@@ -104,6 +121,7 @@ class CapsNet(keras.Model):
         down_weight=losses.DOWN_WEIGHT,
         kernel_initializer=None,
         bias_initializer="fan_in_uniform",
+        capsule_implementation="einsum",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -118,8 +136,11 @@ class CapsNet(keras.Model):
         self.image_shape = input_shape
         self.classes = classes
         self.routings = check_routings(routings)
-        self.conv_filters = conv_filters
-        self.conv_kernel_size = conv_kernel_size
+        convs = _conv_stack(conv_filters, conv_kernel_size, conv_strides)
+        self.conv_batch_norm = bool(conv_batch_norm)
+        # As given: an int stays an int (a one-conv model's config is as it always was).
+        self.conv_filters, self.conv_kernel_size, self.conv_strides = (
+            tuple(v) if isinstance(v, (list, tuple)) else v for v in (conv_filters, conv_kernel_size, conv_strides))
         self.primary_channels = primary_channels
         self.primary_dim = primary_dim
         self.primary_kernel_size = primary_kernel_size
@@ -149,20 +170,27 @@ class CapsNet(keras.Model):
             return fresh(bias_initializer)
 
         policy = self.dtype_policy
-        self.conv1 = keras.layers.Conv2D(
-            conv_filters, conv_kernel_size, activation="relu",
-            kernel_initializer=init(), bias_initializer=bias_init(conv_kernel_size ** 2 * input_shape[-1]),
-            dtype=policy, name="conv1",
-        )
+        conv_layers, channels = [], input_shape[-1]
+        for i, (filters, kernel_size, strides) in enumerate(convs):
+            conv_layers.append(keras.layers.Conv2D(
+                filters, kernel_size, strides=strides, activation=None if conv_batch_norm else "relu",
+                use_bias=not conv_batch_norm, kernel_initializer=init(),
+                bias_initializer=bias_init(kernel_size ** 2 * channels), dtype=policy, name=f"conv{i + 1}",
+            ))
+            channels = filters
+        # `conv1` by itself so that models saved before stacks existed still load.
+        self.conv1, self.more_convs = conv_layers[0], conv_layers[1:]
+        self.conv_norms = [keras.layers.BatchNormalization(dtype=policy, name=f"conv{i + 1}_norm")
+                           for i in range(len(conv_layers) if conv_batch_norm else 0)]
         self.primary_caps = PrimaryCapsule(
             num_channels=primary_channels, dim_capsule=primary_dim,
             kernel_size=primary_kernel_size, strides=primary_strides,
-            kernel_initializer=init(), bias_initializer=bias_init(primary_kernel_size ** 2 * conv_filters),
+            kernel_initializer=init(), bias_initializer=bias_init(primary_kernel_size ** 2 * channels),
             dtype=policy, name="primary_caps",
         )
         self.digit_caps = DenseCapsule(
             num_capsule=classes, dim_capsule=digit_dim, routings=routings,
-            dtype=policy, name="digit_caps",
+            implementation=capsule_implementation, dtype=policy, name="digit_caps",
         )
         fan_ins = (classes * digit_dim,) + self.decoder_units
         self.decoder_layers = [
@@ -191,18 +219,22 @@ class CapsNet(keras.Model):
         if self.built:  # built in __init__; `model.build(shape)` again is a no-op
             return
         try:
-            self.conv1.build(input_shape)
-            shape = self.conv1.compute_output_shape(input_shape)
+            shape = input_shape
+            for i, layer in enumerate(self.conv_layers):
+                layer.build(shape)
+                shape = layer.compute_output_shape(shape)
+                if self.conv_norms:
+                    self.conv_norms[i].build(shape)
             self.primary_caps.build(shape)
             shape = self.primary_caps.compute_output_shape(shape)
         except ValueError:
             shape = (None, None)
         if shape[1] is None or shape[1] < 1:
             raise ValueError(
-                f"CapsNet: input_shape {self.image_shape} is too small for a "
-                f"{self.conv_kernel_size}x{self.conv_kernel_size} convolution "
-                f"followed by {self.primary_kernel_size}x{self.primary_kernel_size} "
-                "primary capsules."
+                f"CapsNet: input_shape {self.image_shape} is too small for "
+                f"convolutions of kernel size {self.conv_kernel_size} and strides "
+                f"{self.conv_strides} followed by {self.primary_kernel_size}x"
+                f"{self.primary_kernel_size} primary capsules."
             )
         self.digit_caps.build(shape)
         shape = (None, self.classes * self.digit_dim)
@@ -210,6 +242,18 @@ class CapsNet(keras.Model):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.built = True
+
+    @property
+    def conv_layers(self):
+        """The convolutions before the primary capsules, in order."""
+        return [self.conv1, *self.more_convs]
+
+    @classmethod
+    def from_architecture(cls, name, **overrides):
+        """A CapsNet of a named configuration (`ARCHITECTURES`), with any argument overridden."""
+        if name not in ARCHITECTURES:
+            raise ValueError(f"CapsNet: unknown architecture {name!r}; one of {', '.join(ARCHITECTURES)}.")
+        return cls(**{**ARCHITECTURES[name], **overrides})
 
     def _check_image_shape(self, shape):
         if len(shape) != 4 or tuple(shape[1:]) != self.image_shape:
@@ -219,7 +263,7 @@ class CapsNet(keras.Model):
             )
 
     # ----------------------------------------------------------------- forward
-    def encode(self, images):
+    def encode(self, images, training=None):
         """Digit capsules, float32 `(batch, classes, digit_dim)`."""
         images = ops.convert_to_tensor(images)
         self._check_image_shape(images.shape)
@@ -228,7 +272,11 @@ class CapsNet(keras.Model):
                 f"CapsNet expects float images scaled to [0, 1]; got dtype "
                 f"{images.dtype}. Convert with `images.astype('float32') / 255`."
             )
-        x = self.conv1(images)
+        x = images
+        for i, layer in enumerate(self.conv_layers):
+            x = layer(x)
+            if self.conv_norms:
+                x = ops.relu(self.conv_norms[i](x, training=training))
         x = self.primary_caps(x)
         return self.digit_caps(x)
 
@@ -262,7 +310,7 @@ class CapsNet(keras.Model):
         return self.decode(self.encode(images), labels)
 
     def call(self, inputs, training=None):
-        capsules = self.encode(inputs)
+        capsules = self.encode(inputs, training=training)
         scores = safe_norm(capsules)
         if self._loss_outputs:
             return {"scores": scores, "capsules": capsules}
@@ -391,6 +439,8 @@ class CapsNet(keras.Model):
             "routings": self.routings,
             "conv_filters": self.conv_filters,
             "conv_kernel_size": self.conv_kernel_size,
+            "conv_strides": self.conv_strides,
+            "conv_batch_norm": self.conv_batch_norm,
             "primary_channels": self.primary_channels,
             "primary_dim": self.primary_dim,
             "primary_kernel_size": self.primary_kernel_size,
@@ -402,6 +452,77 @@ class CapsNet(keras.Model):
             "m_minus": self.m_minus,
             "down_weight": self.down_weight,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "capsule_implementation": self.digit_caps.implementation,
             "bias_initializer": (self.bias_initializer if isinstance(self.bias_initializer, str)
                                  else keras.initializers.serialize(keras.initializers.get(self.bias_initializer))),
         }
+
+
+# Named configurations for `CapsNet.from_architecture` and `train.py --architecture`.
+ARCHITECTURES = {
+    # The paper's: Conv 256@9x9 -> 32x8D primary capsules @9x9/2 (1152) -> 10x16D.
+    "paper": {},
+    # For microcontrollers: Conv 32@5x5 -> Conv 64@5x5/2 -> 8x8D primary capsules
+    # @3x3/2 (128) -> 10x16D; 0.25M weights without the decoder (BENCHMARKS.md).
+    "micro": {
+        "conv_filters": (32, 64),
+        "conv_kernel_size": 5,
+        "conv_strides": (1, 2),
+        "primary_channels": 8,
+        "primary_dim": 8,
+        "primary_kernel_size": 3,
+        "primary_strides": 2,
+    },
+    "micro_he": {
+        "conv_filters": (32, 64),
+        "conv_kernel_size": 5,
+        "conv_strides": (1, 2),
+        "primary_channels": 8,
+        "primary_dim": 8,
+        "primary_kernel_size": 3,
+        "primary_strides": 2,
+        "kernel_initializer": "he_uniform",
+    },
+    "micro_bn": {
+        "conv_filters": (32, 64, 64),
+        "conv_kernel_size": (5, 3, 3),
+        "conv_strides": (1, 2, 1),
+        "conv_batch_norm": True,
+        "primary_channels": 8,
+        "primary_dim": 8,
+        "primary_kernel_size": 3,
+        "primary_strides": 2,
+        "kernel_initializer": "he_uniform",
+    },
+    "micro_v2": {
+        "conv_filters": (32, 64, 64),
+        "conv_kernel_size": (5, 3, 3),
+        "conv_strides": (1, 1, 2),
+        "primary_channels": 8,
+        "primary_dim": 8,
+        "primary_kernel_size": 3,
+        "primary_strides": 2,
+        "kernel_initializer": "he_uniform",
+    },
+}
+
+
+def _conv_stack(filters, kernel_sizes, strides):
+    """`[(filters, kernel_size, strides)]` of the convolutions, validated."""
+    values = {"conv_filters": filters, "conv_kernel_size": kernel_sizes, "conv_strides": strides}
+    lengths = {len(v) for v in values.values() if isinstance(v, (list, tuple))}
+    if len(lengths) > 1:
+        raise ValueError(
+            "CapsNet: `conv_filters`, `conv_kernel_size` and `conv_strides` given as "
+            f"sequences must have equal lengths; got {filters!r}, {kernel_sizes!r}, {strides!r}."
+        )
+    count = lengths.pop() if lengths else 1
+    columns = []
+    for name, value in values.items():
+        column = list(value) if isinstance(value, (list, tuple)) else [value] * count
+        if not column or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in column):
+            raise ValueError(f"CapsNet: `{name}` must be a positive integer or a non-empty "
+                             f"sequence of them; got {value!r}.")
+        columns.append(column)
+    return list(zip(*columns))
+

@@ -28,6 +28,9 @@ def trained(tmp_path_factory):
     model.compile(optimizer="adam")
     x = np.random.default_rng(0).uniform(0, 1, (40, 28, 28, 1)).astype("float32")
     model.fit(x, np.arange(40) % 10, batch_size=20, epochs=1, verbose=0)
+    # Routing logits of a trained model's size: after one epoch on noise they are
+    # ~1e-7, below what TFLM's int8 softmax can scale (export.micro.check_kernel_limits).
+    model.digit_caps.kernel.assign(model.digit_caps.kernel * 10)
     path = str(folder / "tiny.keras")
     model.save(path)
     return folder, path, model
@@ -56,7 +59,14 @@ def test_export_cli_writes_verified_files(trained):
         if name.endswith(".tflite"):
             assert os.path.getsize(out / name) == row["size_bytes"]
             assert not [op for op in row["ops"] if op.startswith("CUSTOM")]
-    assert "| capsnet_float16.tflite |" in open(out / "report.md").read()
+    report_md = open(out / "report.md").read()
+    assert "| capsnet_float16.tflite |" in report_md and "| tensor arena (KB) |" in report_md
+    # The int8 file also ran in TFLite Micro, one image at a time, as LiteRT runs it.
+    int8 = rows["capsnet_int8.tflite"]
+    assert int8["tflm_images"] == 30 and int8["tflm_agreement"] >= 0.9
+    assert 0 < int8["tflm_arena_bytes"] < 4_000_000 and int8["tflm_latency_ms"] > 0
+    assert int8["op_counts"]["CONV_2D"] == 3 and int8["macs"] > 0 and int8["mcu_estimate_ms"] > 0
+    assert "tflm_arena_bytes" not in rows["capsnet_float32.tflite"]
     # The int8 file computes u_hat as one grouped CONV_2D (3 convolutions), the others by BATCH_MATMUL.
     assert conv_count(out / "capsnet_int8.tflite") == 3
     assert conv_count(out / "capsnet_float32.tflite") == 2
@@ -258,7 +268,8 @@ def test_export_cli_int8_with_the_squash_in_float(trained):
     out = folder / "dist_float_squash"
     result = subprocess.run([sys.executable, "-m", "export", "--model", path, "--out", str(out),
                              "--data_dir", str(folder / "mnist"), "--latency_runs", "2", "--calibration_images", "8",
-                             "--variants", "int8", "--noint8_integer_only", "--int8_io", "uint8"],
+                             "--variants", "int8", "--noint8_integer_only", "--int8_io", "uint8",
+                             "--notflm"],  # TFLM has no float -> uint8 QUANTIZE
                             capture_output=True, text=True, cwd=ROOT, timeout=600,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -268,3 +279,46 @@ def test_export_cli_int8_with_the_squash_in_float(trained):
     report = json.load(open(out / "report.json"))
     assert report["context"]["int8_integer_only"] is False and report["context"]["int8_io"] == "uint8"
     assert "squash in float" in open(out / "report.md").read()
+
+
+def _export(args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def test_export_cli_scores_only_files_for_a_microcontroller(trained):
+    folder, path, model = trained
+    out = folder / "dist_micro"
+    result = _export(["--model", path, "--out", str(out), "--data_dir", str(folder / "mnist"), "--latency_runs", "2",
+                      "--calibration_images", "8", "--variants", "int8,float32", "--scores_only", "--c_array",
+                      "--int8_io", "int8", "--tflm_images", "12"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "TFLite Micro: arena" in result.stdout
+    flat = open(out / "capsnet_int8.tflite", "rb").read()
+    # No decoder: two outputs (scores, class_id), no FULLY_CONNECTED left.
+    from export import micro
+
+    assert "FULLY_CONNECTED" not in micro.operator_counts(flat)
+    runner = TFLiteModel(flat)
+    assert len(runner.interpreter.get_output_details()) == 2
+    x = np.random.default_rng(5).uniform(0, 1, (6, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(runner(x), model.predict(x, verbose=0), atol=0.1)
+    report = json.load(open(out / "report.json"))
+    assert report["context"]["scores_only"] is True
+    row = next(r for r in report["files"] if r["file"] == "capsnet_int8.tflite")
+    assert row["tflm_images"] == 12 and row["tflm_agreement"] >= 0.9
+    # The C array holds exactly the file's bytes.
+    source = open(out / "capsnet_int8.cc").read()
+    values = bytes(int(v, 16) for v in source.split("{", 1)[1].split("}", 1)[0].replace(",", " ").split())
+    assert values == flat and f"capsnet_int8_tflite_len = {len(flat)};" in source
+    assert "extern const unsigned char capsnet_int8_tflite[];" in open(out / "capsnet_int8.h").read()
+
+
+def test_export_cli_arena_limit_is_a_clear_error(trained):
+    folder, path, _ = trained
+    result = _export(["--model", path, "--out", str(folder / "dist_small"), "--data_dir", str(folder / "mnist"),
+                      "--latency_runs", "1", "--calibration_images", "8", "--variants", "int8", "--scores_only",
+                      "--tflm_arena_limit", "4096"])
+    assert result.returncode != 0
+    assert "needs a tensor arena of" in result.stderr and "limit given is 4096 bytes" in result.stderr
+    assert "Traceback" not in result.stderr

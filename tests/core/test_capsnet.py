@@ -182,3 +182,66 @@ def test_non_finite_images_give_nan_scores(bad):
     scores = keras.ops.convert_to_numpy(model(x))
     assert np.isnan(scores[1]).all()
     np.testing.assert_allclose(scores[[0, 2]], clean[[0, 2]], rtol=1e-5, atol=1e-6)
+
+
+def test_conv_stack_shapes_and_weights():
+    model = small_model(conv_filters=(8, 16), conv_kernel_size=(3, 3), conv_strides=(1, 2))
+    assert [layer.name for layer in model.conv_layers] == ["conv1", "conv2"]
+    assert [tuple(layer.kernel.shape) for layer in model.conv_layers] == [(3, 3, 1, 8), (3, 3, 8, 16)]
+    # 12 -> 10 (3x3) -> 4 (3x3/2) -> 1 (primary 3x3/2): 1 position x 4 capsule types.
+    assert tuple(model.digit_caps.kernel.shape) == (3, 4, 8, 4)
+    x = np.random.default_rng(0).uniform(0, 1, (5, 12, 12, 1)).astype("float32")
+    assert tuple(model(x).shape) == (5, 3)
+    # An int beside a sequence applies to every layer.
+    broadcast = small_model(conv_filters=(8, 16), conv_kernel_size=3, conv_strides=(1, 2))
+    assert broadcast.conv_kernel_size == 3 and broadcast.get_config()["conv_kernel_size"] == 3
+
+
+def test_conv_stack_with_batch_norm_trains_and_round_trips(tmp_path):
+    x, y = toy_data()
+    model = small_model(conv_filters=(8, 16), conv_kernel_size=3, conv_strides=(1, 1), conv_batch_norm=True)
+    assert [layer.name for layer in model.conv_norms] == ["conv1_norm", "conv2_norm"]
+    assert all(layer.bias is None for layer in model.conv_layers)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] > 0.9
+    # Inference uses the moving statistics: the same scores for one image alone or in a batch.
+    np.testing.assert_allclose(model.predict(x[:1], verbose=0), model.predict(x[:8], verbose=0)[:1], atol=1e-5)
+    path = str(tmp_path / "bn.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.conv_batch_norm and loaded.conv_strides == (1, 1)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_named_architectures():
+    from keras_caps import ARCHITECTURES
+
+    assert set(ARCHITECTURES) >= {"paper", "micro"}
+    micro = CapsNet.from_architecture("micro")
+    encoder = [w for w in micro.weights if "decoder" not in w.path and "moving" not in w.path]
+    assert sum(int(np.prod(w.shape)) for w in encoder) < 300_000  # fits 512 KB as int8
+    paper = CapsNet.from_architecture("paper", classes=5)
+    assert {**paper.get_config(), "name": None} == {**CapsNet(classes=5).get_config(), "name": None}
+    assert CapsNet.from_architecture("micro", routings=2).routings == 2
+    with pytest.raises(ValueError, match="unknown architecture 'tiny'; one of paper, micro"):
+        CapsNet.from_architecture("tiny")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(conv_filters=(8, 16), conv_strides=(1, 2, 1)), "must have equal lengths"),
+    (dict(conv_filters=()), "`conv_filters` must be a positive integer or a non-empty sequence"),
+    (dict(conv_kernel_size=(3, 0)), "`conv_kernel_size` must be a positive integer"),
+    (dict(conv_strides=1.5), "`conv_strides` must be a positive integer"),
+])
+def test_bad_conv_stacks_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_model(**kwargs)
+
+
+def test_config_of_a_model_saved_before_conv_stacks_still_loads():
+    config = small_model().get_config()
+    for key in ("conv_strides", "conv_batch_norm", "capsule_implementation"):
+        config.pop(key)
+    model = CapsNet.from_config(config)
+    assert model.conv_strides == 1 and not model.conv_batch_norm and model.more_convs == []
