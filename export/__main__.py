@@ -43,7 +43,7 @@ flags.DEFINE_bool("scores_only", False, "Files without the decoder and its recon
                   "class_id only): what a device that needs the class, not the picture, should carry.")
 flags.DEFINE_bool("tflm", True, "Run the int8 file in TFLite Micro's interpreter: smallest tensor arena, "
                   "batch-1 latency, agreement with LiteRT; an op TFLM lacks is an error.")
-flags.DEFINE_integer("tflm_images", 1000, "Test images run through TFLite Micro (one at a time) for the "
+flags.DEFINE_integer("tflm_images", 200, "Test images run through TFLite Micro (one at a time) for the "
                      "agreement with LiteRT; at most --eval_images.")
 flags.DEFINE_integer("tflm_arena_limit", None, "The device's RAM for the tensor arena, in bytes (e.g. 262144): "
                      "a model needing more is an error.")
@@ -140,7 +140,9 @@ def run(f):
                                           "the TFLite Micro check.") from None
                 print(f"  TFLite Micro: arena {rows[-1]['tflm_arena_bytes']} bytes, "
                       f"{rows[-1]['tflm_latency_ms']:.2f} ms a call, class as LiteRT's on "
-                      f"{100 * rows[-1]['tflm_agreement']:.2f}% of {rows[-1]['tflm_images']} images")
+                      f"{100 * rows[-1]['tflm_agreement']:.2f}% of {rows[-1]['tflm_images']} images "
+                      f"(as its reference kernels' on {100 * rows[-1]['tflm_agreement_reference_kernels']:.2f}%, "
+                      f"largest score difference {rows[-1]['tflm_max_abs_score_diff_reference_kernels']:.3g})")
             if f.c_array:
                 for written in micro.write_c_array(flat, f.out, "capsnet_int8", "capsnet_int8_tflite"):
                     print(f"  {written}")

@@ -28,15 +28,17 @@ def write_report(rows, out, context):
             f"a cycle and {context['mcu_mhz']:g} MHz.",
             "",
             "| file | flash (KB) | tensor arena (KB) | TFLM latency (ms) | LiteRT latency (ms) "
-            "| class as LiteRT's | MACs (M) | MCU estimate (ms) | operators |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| class as LiteRT's | largest score difference from LiteRT's reference kernels | MACs (M) "
+            "| MCU estimate (ms) | operators |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in micro:
             ops = ", ".join(f"{name} {count}" for name, count in row["op_counts"].items())
             lines.append(
                 f"| {row['file']} | {row['size_bytes'] / 1024:.1f} | {row['tflm_arena_bytes'] / 1024:.1f} "
                 f"| {row['tflm_latency_ms']:.2f} | {row['latency_ms']:.2f} "
-                f"| {100 * row['tflm_agreement']:.2f}% of {row['tflm_images']} | {row['macs'] / 1e6:.2f} "
+                f"| {100 * row['tflm_agreement']:.2f}% of {row['tflm_images']} "
+                f"| {row['tflm_max_abs_score_diff_reference_kernels']:.3g} | {row['macs'] / 1e6:.2f} "
                 f"| {row['mcu_estimate_ms']:.1f} | {ops} |")
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

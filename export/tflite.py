@@ -152,8 +152,8 @@ def pretransposed_matmul_weights(flatbuffer):
 
     Same products, but TFLM's BATCH_MATMUL then reads the weights in place: with
     `adj_y` false it copies every constant right operand, transposed, into the
-    tensor arena (164 KB of RAM for the micro CapsNet's digit capsules: arena
-    260 -> 96 KB, TFLM latency 21 -> 13 ms). LiteRT runs both alike.
+    tensor arena (164 KB of RAM for the digit capsules of candidate A of the micro
+    CapsNet, BENCHMARKS.md: its arena 260 -> 96 KB). LiteRT gives the same results.
     """
     from tensorflow.lite.python import schema_py_generated as schema
 

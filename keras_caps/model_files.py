@@ -28,15 +28,20 @@ def load_capsnet(path):
     return model
 
 
-def litert_interpreter(path_or_bytes):
-    """An allocated LiteRT interpreter for a .tflite path or flatbuffer, with a clear error."""
-    from ai_edge_litert.interpreter import Interpreter
+def litert_interpreter(path_or_bytes, reference_kernels=False):
+    """An allocated LiteRT interpreter for a .tflite path or flatbuffer, with a clear error.
 
+    `reference_kernels`: TFLite's reference kernels instead of the optimized ones
+    (the arithmetic TFLite Micro's kernels share, bit for bit).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
     try:
         if isinstance(path_or_bytes, (bytes, bytearray)):
-            interpreter = Interpreter(model_content=bytes(path_or_bytes))
+            interpreter = Interpreter(model_content=bytes(path_or_bytes), experimental_op_resolver_type=resolver)
         else:
-            interpreter = Interpreter(model_path=str(path_or_bytes))
+            interpreter = Interpreter(model_path=str(path_or_bytes), experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise ModelFileError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'model'}: "
@@ -47,8 +52,8 @@ def litert_interpreter(path_or_bytes):
 class TFLiteModel:
     """Float32 images in, float32 scores out, whatever the file's input/output types."""
 
-    def __init__(self, path_or_bytes):
-        self.interpreter = litert_interpreter(path_or_bytes)
+    def __init__(self, path_or_bytes, reference_kernels=False):
+        self.interpreter = litert_interpreter(path_or_bytes, reference_kernels)
         self.input = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()
         # Signature outputs are named <signature>_<key>:<i> or <key>; else find the scores by shape.

@@ -250,7 +250,8 @@ def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
     for path in paths:
         old = np.load(path + ".npy")
         new = TFLiteModel(path)(x)  # ai-edge-litert
-        np.testing.assert_allclose(old, new, atol=1e-5, err_msg=path)
+        # int8 BATCH_MATMUL with pre-transposed weights (adj_y) rounds one step apart in 2.14's kernel.
+        np.testing.assert_allclose(old, new, atol=1e-4 if "_int8_" in path else 1e-5, err_msg=path)
 
 
 def test_unknown_variant_is_refused_before_any_work(tmp_path):

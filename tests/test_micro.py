@@ -87,6 +87,9 @@ def test_tflm_matches_litert_on_an_int8_file():
     # Different softmax kernels (TFLM reference, LiteRT optimized): a few int8 steps apart.
     assert report["tflm_max_abs_score_diff"] <= 4 / 256 + 1e-6
     assert report["tflm_latency_ms"] > 0 and report["tflm_images"] == 40
+    # Against LiteRT's reference kernels TFLM's results are the same to the bit.
+    assert report["tflm_agreement_reference_kernels"] == 1.0
+    assert report["tflm_max_abs_score_diff_reference_kernels"] == 0.0
     with pytest.raises(micro.TFLMError, match=f"needs a tensor arena of {report['tflm_arena_bytes']} bytes"
                                               ".*limit given is 1000 bytes"):
         micro.verify(flat, x, reference, arena_limit=1000)

@@ -136,3 +136,16 @@ def test_val_split_needs_two_training_images(tmp_path):
                    timeout=120)
     assert result.returncode == 1
     assert "--val_split needs at least 2 training images, got 1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_micro_architecture_trains_and_saves(mnist_dir, tmp_path):
+    save = str(tmp_path / "micro")
+    result = train(*common(mnist_dir, save), "--epochs", "1", "--architecture", "micro")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.load(open(os.path.join(save, "metrics.json")))["flags"]["architecture"] == "micro"
+    import keras_caps
+
+    model = keras.models.load_model(os.path.join(save, "final.keras"))
+    expected = keras_caps.ARCHITECTURES["micro"]
+    assert model.conv_filters == expected["conv_filters"] and model.conv_batch_norm
+    assert tuple(model.digit_caps.kernel.shape) == (10, 128, 16, 8)
