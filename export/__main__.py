@@ -129,8 +129,8 @@ def run(f):
                      "op_counts": micro.operator_counts(flat), "macs": micro.multiply_accumulates(flat)})
         print(f"{path}: {len(flat) / 1e6:.3f} MB, accuracy {100 * rows[-1]['accuracy']:.2f}%, "
               f"agreement {100 * rows[-1]['agreement']:.2f}%")
-        rows[-1]["mcu_estimate_ms"] = rows[-1]["macs"] / (f.mcu_macs_per_cycle * f.mcu_mhz * 1e3)
-        if variant == "int8":
+        if variant == "int8":  # the estimate assumes int8 multiply-accumulates
+            rows[-1]["mcu_estimate_ms"] = rows[-1]["macs"] / (f.mcu_macs_per_cycle * f.mcu_mhz * 1e3)
             if f.tflm:
                 try:
                     rows[-1].update(micro.verify(flat, x_eval[:f.tflm_images], scores, f.tflm_arena_limit,

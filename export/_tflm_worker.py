@@ -62,8 +62,7 @@ def main(argv):
     log = os.read(read, 1 << 16).decode(errors="replace")
     recorded = next((int(line.split("total")[1].split()[0]) for line in log.splitlines()
                      if "Arena allocation total" in line), None)
-    print(json.dumps({"latency_ms": 1000.0 * float(np.median(times[1:] or times)), "recorded_arena": recorded,
-                      "output": interpreter.get_output_details(output_index)["dtype"].__name__}))
+    print(json.dumps({"latency_ms": 1000.0 * float(np.median(times[1:] or times)), "recorded_arena": recorded}))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the process instead of raising, and an exporter must report, not crash.
 """
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -90,20 +91,32 @@ def run_tflm(flatbuffer, images, arena_size, latency_runs=0, output_index=0):
     and a dict with the batch-1 median `latency_ms` and TFLM's `recorded_arena`.
     Raises TFLMError naming the cause (a missing op, an arena too small).
     """
+    with _checked_model_file(flatbuffer) as scratch:
+        return _run_child(scratch, images, arena_size, latency_runs, output_index)
+
+
+@contextlib.contextmanager
+def _checked_model_file(flatbuffer):
+    """A scratch folder holding the file as model.tflite, once TFLM is known to be there
+    and the file is known not to make it abort."""
     _tflm_available()
     check_kernel_limits(flatbuffer)
     with tempfile.TemporaryDirectory(prefix="tflm_") as scratch:
-        model = os.path.join(scratch, "model.tflite")
-        with open(model, "wb") as fh:
+        with open(os.path.join(scratch, "model.tflite"), "wb") as fh:
             fh.write(flatbuffer)
-        inputs, outputs = os.path.join(scratch, "images.npy"), os.path.join(scratch, "out.npy")
-        np.save(inputs, np.asarray(images, np.float32))
-        result = subprocess.run(
-            [sys.executable, WORKER, model, str(int(arena_size)), inputs, outputs, str(int(latency_runs)),
-             str(int(output_index))], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise TFLMError(_failure(result.stderr, result.returncode, arena_size))
-        return np.load(outputs), json.loads(result.stdout.strip().splitlines()[-1])
+        yield scratch
+
+
+def _run_child(scratch, images, arena_size, latency_runs=0, output_index=0):
+    """One TFLM run of `scratch`/model.tflite in a child process (see `run_tflm`)."""
+    inputs, outputs = os.path.join(scratch, "images.npy"), os.path.join(scratch, "out.npy")
+    np.save(inputs, np.asarray(images, np.float32))
+    result = subprocess.run(
+        [sys.executable, WORKER, os.path.join(scratch, "model.tflite"), str(int(arena_size)), inputs, outputs,
+         str(int(latency_runs)), str(int(output_index))], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TFLMError(_failure(result.stderr, result.returncode, arena_size))
+    return np.load(outputs), json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def smallest_arena(flatbuffer, image, ceiling=None):
@@ -116,25 +129,26 @@ def smallest_arena(flatbuffer, image, ceiling=None):
     """
     image = np.asarray(image, np.float32)[None]
     ceiling = ceiling or max(10 * len(flatbuffer), 1 << 20)
-    _, info = run_tflm(flatbuffer, image, ceiling)
-    # TFLM records what it used; that is usually the answer, so it is tried first
-    # (each probe is a process), and a binary search below it runs only if needed.
-    high = min(ceiling, _aligned(info.get("recorded_arena") or ceiling))
-    if high != ceiling and not _runs(flatbuffer, image, high):
-        high = ceiling
-    low = 0
-    if _runs(flatbuffer, image, high - ARENA_ALIGNMENT):
-        high -= ARENA_ALIGNMENT
-    else:
-        low = high - ARENA_ALIGNMENT
-    while high - low > ARENA_ALIGNMENT:
-        middle = _aligned((low + high) // 2)
-        if middle in (low, high):
-            break
-        if _runs(flatbuffer, image, middle):
-            high = middle
+    with _checked_model_file(flatbuffer) as scratch:
+        _, info = _run_child(scratch, image, ceiling)
+        # TFLM records what it used; that is usually the answer, so it is tried first
+        # (each probe is a process), and a binary search below it runs only if needed.
+        high = min(ceiling, _aligned(info.get("recorded_arena") or ceiling))
+        if high != ceiling and not _runs(scratch, image, high):
+            high = ceiling
+        low = 0
+        if _runs(scratch, image, high - ARENA_ALIGNMENT):
+            high -= ARENA_ALIGNMENT
         else:
-            low = middle
+            low = high - ARENA_ALIGNMENT
+        while high - low > ARENA_ALIGNMENT:
+            middle = _aligned((low + high) // 2)
+            if middle in (low, high):
+                break
+            if _runs(scratch, image, middle):
+                high = middle
+            else:
+                low = middle
     return high
 
 
@@ -142,9 +156,9 @@ def _aligned(size):
     return -(-int(size) // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
 
 
-def _runs(flatbuffer, image, arena):
+def _runs(scratch, image, arena):
     try:
-        run_tflm(flatbuffer, image, arena)
+        _run_child(scratch, image, arena)
         return True
     except TFLMError as error:
         if "too small" in str(error) or "aborted" in str(error):
@@ -172,12 +186,17 @@ def scores_output(flatbuffer):
     return position, dtype, scale, zero
 
 
+def _scores_as_float(raw, output):
+    """Raw values of the scores output (`scores_output(...)`) as float32 scores."""
+    _, dtype, scale, zero = output
+    return raw.astype(np.float32) if dtype == np.float32 else (raw.astype(np.float32) - zero) * scale
+
+
 def tflm_scores(flatbuffer, images, arena_size, latency_runs=0):
     """Float32 scores `(N, classes)` of the file in TFLM, and the worker's info dict."""
-    position, dtype, scale, zero = scores_output(flatbuffer)
-    raw, info = run_tflm(flatbuffer, images, arena_size, latency_runs, output_index=position)
-    scores = raw.astype(np.float32) if dtype == np.float32 else (raw.astype(np.float32) - zero) * scale
-    return scores, info
+    output = scores_output(flatbuffer)
+    raw, info = run_tflm(flatbuffer, images, arena_size, latency_runs, output_index=output[0])
+    return _scores_as_float(raw, output), info
 
 
 def verify(flatbuffer, images, litert_scores, arena_limit=None, latency_runs=50):
@@ -220,24 +239,18 @@ def verify(flatbuffer, images, litert_scores, arena_limit=None, latency_runs=50)
 
 def litert_reference_scores(flatbuffer, images):
     """Float32 scores of the file in LiteRT with its reference kernels, one image a call, as TFLM runs it."""
-    from keras_caps.model_files import litert_interpreter
+    from keras_caps.model_files import litert_interpreter, quantize_input
 
     interpreter = litert_interpreter(flatbuffer, reference_kernels=True)
     details = interpreter.get_input_details()[0]
-    position, dtype, scale, zero = scores_output(flatbuffer)
-    output = interpreter.get_output_details()[position]["index"]
+    output = scores_output(flatbuffer)
+    index = interpreter.get_output_details()[output[0]]["index"]
     results = []
     for image in np.asarray(images, np.float32):
-        value = image.reshape(details["shape"])
-        if details["dtype"] != np.float32:
-            in_scale, in_zero = details["quantization"]
-            info = np.iinfo(details["dtype"])
-            value = np.clip(np.round(value / in_scale + in_zero), info.min, info.max).astype(details["dtype"])
-        interpreter.set_tensor(details["index"], value)
+        interpreter.set_tensor(details["index"], quantize_input(image.reshape(details["shape"]), details))
         interpreter.invoke()
-        raw = interpreter.get_tensor(output)[0]
-        results.append(raw.astype(np.float32) if dtype == np.float32 else (raw.astype(np.float32) - zero) * scale)
-    return np.stack(results)
+        results.append(interpreter.get_tensor(index)[0])
+    return _scores_as_float(np.stack(results), output)
 
 
 def operator_counts(flatbuffer):

@@ -35,7 +35,7 @@ def write_report(rows, out, context):
         for row in micro:
             ops = ", ".join(f"{name} {count}" for name, count in row["op_counts"].items())
             lines.append(
-                f"| {row['file']} | {row['size_bytes'] / 1024:.1f} | {row['tflm_arena_bytes'] / 1024:.1f} "
+                f"| {row['file']} | {row['size_bytes'] / 1000:.1f} | {row['tflm_arena_bytes'] / 1000:.1f} "
                 f"| {row['tflm_latency_ms']:.2f} | {row['latency_ms']:.2f} "
                 f"| {100 * row['tflm_agreement']:.2f}% of {row['tflm_images']} "
                 f"| {row['tflm_max_abs_score_diff_reference_kernels']:.3g} | {row['macs'] / 1e6:.2f} "

@@ -463,7 +463,7 @@ ARCHITECTURES = {
     # The paper's: Conv 256@9x9 -> 32x8D primary capsules @9x9/2 (1152) -> 10x16D.
     "paper": {},
     # For microcontrollers: Conv 32@5x5 -> Conv 64@3x3/2 -> Conv 64@3x3, each with batch
-    # normalization -> 8x8D primary capsules @3x3/2 (4x4x8 = 128) -> 10x16D. 0.25M weights
+    # normalization -> 8x8D primary capsules @3x3/2 (4x4x8 = 128) -> 10x16D. 0.26M weights
     # before the decoder; chosen on a validation split (BENCHMARKS.md).
     "micro": {
         "conv_filters": (32, 64, 64),

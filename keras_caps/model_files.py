@@ -49,6 +49,17 @@ def litert_interpreter(path_or_bytes, reference_kernels=False):
     return interpreter
 
 
+def quantize_input(values, details):
+    """Float values for a LiteRT input (`get_input_details()` entry): rounded to its
+    integer type with its scale and zero point, or float32 as they are."""
+    dtype = details["dtype"]
+    if dtype == np.float32:
+        return values.astype(np.float32)
+    scale, zero = details["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero), info.min, info.max).astype(dtype)
+
+
 class TFLiteModel:
     """Float32 images in, float32 scores out, whatever the file's input/output types."""
 
@@ -61,14 +72,6 @@ class TFLiteModel:
         if self.scores is None:
             self.scores = next(o for o in outputs if len(o["shape"]) == 2 and o["dtype"] != np.int32)
         self.batch = None
-
-    def _quantize(self, images):
-        dtype = self.input["dtype"]
-        if dtype == np.float32:
-            return images.astype(np.float32)
-        scale, zero = self.input["quantization"]
-        info = np.iinfo(dtype)
-        return np.clip(np.round(images / scale + zero), info.min, info.max).astype(dtype)
 
     def _dequantize(self, values):
         if self.scores["dtype"] == np.float32:
@@ -100,6 +103,6 @@ class TFLiteModel:
             self.input = self.interpreter.get_input_details()[0]
             self.scores = next(o for o in self.interpreter.get_output_details() if o["index"] == self.scores["index"])
             self.batch = len(images)
-        self.interpreter.set_tensor(self.input["index"], self._quantize(images))
+        self.interpreter.set_tensor(self.input["index"], quantize_input(images, self.input))
         self.interpreter.invoke()
         return self._dequantize(self.interpreter.get_tensor(self.scores["index"]))

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from export import micro
 from export.tflite import load_flatbuffer, operator_names, pretransposed_matmul_weights
-from keras_caps.model_files import litert_interpreter
+from keras_caps.model_files import litert_interpreter, quantize_input
 
 
 def _tflite(fn, shape, int8=False, seed=0):
@@ -31,10 +31,7 @@ def _litert(flat, inputs):
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     results = []
     for x in inputs:
-        if inp["dtype"] == np.int8:
-            scale, zero = inp["quantization"]
-            x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
-        interpreter.set_tensor(inp["index"], x.reshape(inp["shape"]))
+        interpreter.set_tensor(inp["index"], quantize_input(x.reshape(inp["shape"]), inp))
         interpreter.invoke()
         y = interpreter.get_tensor(out["index"])
         if out["dtype"] == np.int8:
