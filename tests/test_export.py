@@ -323,3 +323,16 @@ def test_export_cli_arena_limit_is_a_clear_error(trained):
     assert result.returncode != 0
     assert "needs a tensor arena of" in result.stderr and "limit given is 4096 bytes" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--tflm_images=0", "--tflm_images must be >= 1"),
+    ("--tflm_arena_limit=0", "--tflm_arena_limit must be >= 1 byte"),
+    ("--mcu_mhz=0", "--mcu_mhz must be > 0"),
+    ("--mcu_macs_per_cycle=-1", "--mcu_macs_per_cycle must be > 0"),
+    ("--int8_capsule_implementation=matmul", "value should be one of <grouped_conv|einsum>"),
+])
+def test_bad_microcontroller_flags_are_refused_before_any_work(tmp_path, flag, message):
+    result = _export(["--model", "absent.keras", "--out", str(tmp_path / "o"), flag], timeout=120)
+    assert result.returncode != 0 and message in result.stderr
+    assert not (tmp_path / "o").exists()
