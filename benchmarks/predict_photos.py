@@ -1,6 +1,6 @@
 """The predict CLI on photo-like digits: MNIST test digits printed dark on light
 paper, enlarged, moved off-centre, tinted, noisy, blurred and saved as JPEG and
-PNG, then classified by `keras_caps.predict` as a user's files would be.
+PNG, then classified by `predict.py` as a user's files would be.
 
     python benchmarks/predict_photos.py --model runs/one_epoch/dist/capsnet_int8.tflite \
         --data_dir ../shared/data/mnist --count 200
@@ -13,10 +13,7 @@ import argparse
 import io
 import json
 import os
-import sys
 import tempfile
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def photo_like(digit, rng):
@@ -48,8 +45,8 @@ def main():
     import numpy as np
     from PIL import Image
 
-    from keras_caps.idx import load_mnist_idx
-    from keras_caps.predict import load_classifier, predict_files
+    from keras_caps.data.idx import load_mnist_idx
+    from keras_caps.models.classifier import load_classifier, predict_files
 
     _, (x_test, y_test) = load_mnist_idx(args.data_dir)
     rng = np.random.default_rng(args.seed)
@@ -68,10 +65,18 @@ def main():
     classify, shape = load_classifier(args.model)
     direct = classify((x_test[picks] / 255.0).astype(np.float32)[..., None]).argmax(1)
     photo_acc = float(np.mean(np.array(predicted) == y_test[picks])) if not failures else None
-    print(json.dumps({"model": args.model, "count": args.count, "unreadable": failures,
-                      "photo_like_accuracy": photo_acc,
-                      "mnist_as_is_accuracy": float(np.mean(direct == y_test[picks])),
-                      "example_sizes": sizes}))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "count": args.count,
+                "unreadable": failures,
+                "photo_like_accuracy": photo_acc,
+                "mnist_as_is_accuracy": float(np.mean(direct == y_test[picks])),
+                "example_sizes": sizes,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

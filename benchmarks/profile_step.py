@@ -9,11 +9,6 @@ the shapes, as benchmarks/throughput.py does) and GFLOP/s, then the whole `train
 
 import argparse
 import json
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 BATCH = 100
 
@@ -27,9 +22,10 @@ def main():
     import keras
     import numpy as np
     import tensorflow as tf
+    from throughput import matmul_roofline, timed
 
     from keras_caps import CapsNet, DenseCapsule
-    from throughput import capsnet_flops, matmul_roofline, timed
+    from keras_caps.models.flops import capsnet_flops
 
     keras.mixed_precision.set_global_policy(args.policy)
     model = CapsNet()
@@ -69,12 +65,15 @@ def main():
     one_routing = sum(capsnet_flops(routings=1)["stages"]["digit_caps"])
     stages = {
         "conv1": (lambda: stage(model.conv1, x, model.conv1.trainable_weights, False), counts["conv1"]),
-        "primary_caps": (lambda: stage(model.primary_caps, h, model.primary_caps.trainable_weights, True),
-                         counts["primary_caps"]),
-        "digit_caps_u_hat_plus_1_routing": (lambda: stage(one_caps, u, one_caps.trainable_weights, True),
-                                            one_routing),
-        "digit_caps_3_routings": (lambda: stage(model.digit_caps, u, model.digit_caps.trainable_weights, True),
-                                  counts["digit_caps"]),
+        "primary_caps": (
+            lambda: stage(model.primary_caps, h, model.primary_caps.trainable_weights, True),
+            counts["primary_caps"],
+        ),
+        "digit_caps_u_hat_plus_1_routing": (lambda: stage(one_caps, u, one_caps.trainable_weights, True), one_routing),
+        "digit_caps_3_routings": (
+            lambda: stage(model.digit_caps, u, model.digit_caps.trainable_weights, True),
+            counts["digit_caps"],
+        ),
         "decoder": (lambda: stage(decoder, masked, dec_weights, True), counts["decoder"]),
     }
     total = 0.0
@@ -83,17 +82,26 @@ def main():
         seconds = run()
         if name != "digit_caps_u_hat_plus_1_routing":
             total += seconds
-        rows.append({"stage": name, "ms": round(1000 * seconds, 1),
-                     "gflop_per_s": round(flops * BATCH / seconds / 1e9, 1)})
+        rows.append(
+            {"stage": name, "ms": round(1000 * seconds, 1), "gflop_per_s": round(flops * BATCH / seconds / 1e9, 1)}
+        )
     step = timed(lambda: model.train_on_batch(x, y), args.repeats, warmup=3)
     roofline = matmul_roofline()
     for row in rows:
         row["share_of_step"] = round(row["ms"] / (1000 * step), 3)
         print(json.dumps({"policy": args.policy, **row}))
-    print(json.dumps({"policy": args.policy, "stage": "train_on_batch (whole step)", "ms": round(1000 * step, 1),
-                      "stages_sum_ms": round(1000 * total, 1),
-                      "other_ms (loss, Adam update, masking, overhead)": round(1000 * (step - total), 1),
-                      "matmul_roofline_gflop_per_s": {k: round(v, 1) for k, v in roofline.items()}}))
+    print(
+        json.dumps(
+            {
+                "policy": args.policy,
+                "stage": "train_on_batch (whole step)",
+                "ms": round(1000 * step, 1),
+                "stages_sum_ms": round(1000 * total, 1),
+                "other_ms (loss, Adam update, masking, overhead)": round(1000 * (step - total), 1),
+                "matmul_roofline_gflop_per_s": {k: round(v, 1) for k, v in roofline.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

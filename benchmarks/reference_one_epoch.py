@@ -10,11 +10,9 @@ import argparse
 import importlib.util
 import json
 import os
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 
 def _idx_module():
@@ -34,7 +32,6 @@ def main():
 
     import numpy as np
     import torch
-
     from reference_torch import CapsuleNet, caps_loss
 
     (x_train, y_train), (x_test, y_test) = _idx_module().load_mnist_idx(args.data_dir)
@@ -47,7 +44,7 @@ def main():
     start = time.time()
     model.train()
     for step in range(args.steps):
-        index = order[(step * 100) % len(order):][:100]
+        index = order[(step * 100) % len(order) :][:100]
         x, y = to_tensor(x_train[index]), torch.from_numpy(y_train[index])
         y_onehot = torch.zeros(len(y), 10).scatter_(1, y.view(-1, 1), 1.0)
         optimizer.zero_grad()
@@ -59,10 +56,19 @@ def main():
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x_test), 500):
-            scores, _ = model(to_tensor(x_test[i:i + 500]))
-            correct += int((scores.argmax(1).numpy() == y_test[i:i + 500]).sum())
-    print(json.dumps({"seed": args.seed, "steps": args.steps, "test_accuracy": correct / len(x_test),
-                      "train_seconds": round(seconds, 1), "torch": torch.__version__}))
+            scores, _ = model(to_tensor(x_test[i : i + 500]))
+            correct += int((scores.argmax(1).numpy() == y_test[i : i + 500]).sum())
+    print(
+        json.dumps(
+            {
+                "seed": args.seed,
+                "steps": args.steps,
+                "test_accuracy": correct / len(x_test),
+                "train_seconds": round(seconds, 1),
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

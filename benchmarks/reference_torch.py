@@ -12,7 +12,7 @@ from torch import nn
 
 def squash(inputs, axis=-1):
     norm = torch.norm(inputs, p=2, dim=axis, keepdim=True)
-    scale = norm ** 2 / (1 + norm ** 2) / (norm + 1e-8)
+    scale = norm**2 / (1 + norm**2) / (norm + 1e-8)
     return scale * inputs
 
 
@@ -55,9 +55,13 @@ class CapsuleNet(nn.Module):
         self.primarycaps = PrimaryCapsule(256, 256, 8, kernel_size=9, stride=2, padding=0)
         self.digitcaps = DenseCapsule(32 * 6 * 6, 8, classes, 16, routings)
         self.decoder = nn.Sequential(
-            nn.Linear(16 * classes, 512), nn.ReLU(inplace=True),
-            nn.Linear(512, 1024), nn.ReLU(inplace=True),
-            nn.Linear(1024, input_size[0] * input_size[1] * input_size[2]), nn.Sigmoid())
+            nn.Linear(16 * classes, 512),
+            nn.ReLU(inplace=True),
+            nn.Linear(512, 1024),
+            nn.ReLU(inplace=True),
+            nn.Linear(1024, input_size[0] * input_size[1] * input_size[2]),
+            nn.Sigmoid(),
+        )
         self.relu = nn.ReLU()
 
     def forward(self, x, y=None):

@@ -12,18 +12,14 @@ Small differences (< ~0.02 ms) are timer noise and can be negative.
 
 import argparse
 import json
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def operators(flatbuffer):
     """`[(name, output shapes)]` of the main subgraph's operators, in execution order."""
-    from export.tflite import load_flatbuffer, operator_names
+    from keras_caps.export.tflite import load_flatbuffer, operator_names
 
     model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
@@ -33,7 +29,7 @@ def operators(flatbuffer):
 
 def prefix(flatbuffer, k):
     """The model cut after its first `k` operators, as a flatbuffer."""
-    from export.tflite import load_flatbuffer, save_flatbuffer
+    from keras_caps.export.tflite import load_flatbuffer, save_flatbuffer
 
     model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
@@ -44,7 +40,7 @@ def prefix(flatbuffer, k):
 
 
 def batch1_ms(flatbuffer, repeats):
-    from keras_caps.model_files import litert_interpreter
+    from keras_caps.models.files import litert_interpreter
 
     interpreter = litert_interpreter(flatbuffer)
     detail = interpreter.get_input_details()[0]
@@ -64,8 +60,9 @@ def profile(flatbuffer, repeats=200):
     rows, previous = [], 0.0
     for k, (name, shapes) in enumerate(operators(flatbuffer), start=1):
         ms = batch1_ms(prefix(flatbuffer, k), repeats)
-        rows.append({"index": k, "op": name, "outputs": shapes, "cumulative_ms": round(ms, 4),
-                     "op_ms": round(ms - previous, 4)})
+        rows.append(
+            {"index": k, "op": name, "outputs": shapes, "cumulative_ms": round(ms, 4), "op_ms": round(ms - previous, 4)}
+        )
         previous = ms
     return rows
 
@@ -83,9 +80,11 @@ def main():
         print(json.dumps(row))
     total = rows[-1]["cumulative_ms"]
     print(f"\n{args.model}: {total:.3f} ms at batch 1; costliest operators:")
-    for row in sorted(rows, key=lambda r: -r["op_ms"])[:args.top]:
-        print(f"  #{row['index']:<4d} {row['op']:<18s} {row['op_ms']:7.3f} ms  {100 * row['op_ms'] / total:4.1f}%"
-              f"  -> {row['outputs']}")
+    for row in sorted(rows, key=lambda r: -r["op_ms"])[: args.top]:
+        print(
+            f"  #{row['index']:<4d} {row['op']:<18s} {row['op_ms']:7.3f} ms  {100 * row['op_ms'] / total:4.1f}%"
+            f"  -> {row['outputs']}"
+        )
 
 
 if __name__ == "__main__":

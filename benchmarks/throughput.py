@@ -19,35 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 100
 
 
-def capsnet_flops(h=28, w=28, c=1, classes=10, routings=3, filters=256, k=9, channels=32, dim=8,
-                  pk=9, stride=2, digit_dim=16, decoder=(512, 1024)):
-    """Floating-point operations per image (multiply-add = 2), counted from the layer shapes.
-
-    Training counts each layer's backward pass: 2x its forward for layers whose input
-    gradient is needed, 1x for the first convolution (no gradient w.r.t. the image).
-    `stages` holds the forward and backward counts of each stage.
-    """
-    h1, w1 = h - k + 1, w - k + 1
-    conv1 = 2 * h1 * w1 * filters * k * k * c
-    h2, w2 = (h1 - pk) // stride + 1, (w1 - pk) // stride + 1
-    primary = 2 * h2 * w2 * channels * dim * pk * pk * filters
-    in_caps = h2 * w2 * channels
-    u_hat = 2 * in_caps * classes * digit_dim * dim
-    weighted_sum = 2 * in_caps * classes * digit_dim
-    routing = routings * weighted_sum + (routings - 1) * weighted_sum  # sums + agreements
-    sizes = (classes * digit_dim,) + tuple(decoder) + (h * w * c,)
-    dec = sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
-    stages = {  # (forward, backward)
-        "conv1": (conv1, conv1),
-        "primary_caps": (primary, 2 * primary),
-        "digit_caps": (u_hat + routing, 2 * u_hat + 2 * weighted_sum),
-        "decoder": (dec, 2 * dec),
-    }
-    forward = sum(f for f, _ in stages.values())
-    backward = sum(b for _, b in stages.values())
-    return {"forward": forward, "train": forward + backward, "stages": stages}
-
-
 def timed(fn, repeats, warmup):
     for _ in range(warmup):
         fn()
@@ -85,16 +56,14 @@ def worker_keras(policy, steps):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     train_s = timed(lambda: model.train_on_batch(x, y), steps, warmup=3)
     predict = keras.ops.convert_to_numpy
-    infer_s = timed(lambda: predict(model(x)), steps, warmup=2)
-    latency = median_ms(lambda: predict(model(x[:1])))
+    infer_s = timed(lambda: predict(model(x)["scores"]), steps, warmup=2)
+    latency = median_ms(lambda: predict(model(x[:1])["scores"]))
     return train_s, infer_s, latency
 
 
 def worker_torch(steps):
     import numpy as np
     import torch
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from reference_torch import CapsuleNet, caps_loss
 
     torch.manual_seed(0)
@@ -125,8 +94,17 @@ def run_worker(name, steps):
     else:
         train_s, infer_s, latency = worker_keras(name.split(":", 1)[1], steps)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"config": name, "train_images_per_s": BATCH / train_s, "infer_images_per_s": BATCH / infer_s,
-                      "batch1_latency_ms": latency, "peak_rss_mib": peak_mib}))
+    print(
+        json.dumps(
+            {
+                "config": name,
+                "train_images_per_s": BATCH / train_s,
+                "infer_images_per_s": BATCH / infer_s,
+                "batch1_latency_ms": latency,
+                "peak_rss_mib": peak_mib,
+            }
+        )
+    )
 
 
 def matmul_roofline(n=2048, repeats=10):
@@ -138,13 +116,14 @@ def matmul_roofline(n=2048, repeats=10):
         a = tf.cast(a, dtype)
         mm = tf.function(lambda a=a: tf.linalg.matmul(a, a))
         seconds = min(timed(lambda: mm().numpy(), 1, warmup=1 if i == 0 else 0) for i in range(repeats))
-        out[dtype] = 2 * n ** 3 / seconds / 1e9
+        out[dtype] = 2 * n**3 / seconds / 1e9
     return out
 
 
 def tflite_latencies(folder):
-    from keras_caps.model_files import TFLiteModel
     import numpy as np
+
+    from keras_caps.models.files import TFLiteModel
 
     x = np.random.default_rng(0).uniform(0, 1, (1, 28, 28, 1)).astype("float32")
     out = {}
@@ -167,10 +146,16 @@ def main():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT, KERAS_BACKEND="tensorflow")
     rows = {}
     for name in ("keras:float32", "keras:mixed_bfloat16", "torch_reference"):
-        result = subprocess.run([sys.executable, __file__, "--worker", name, "--steps", str(args.steps)],
-                                capture_output=True, text=True, env=env, check=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--worker", name, "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         rows[name] = json.loads(result.stdout.strip().splitlines()[-1])
-    sys.path.insert(0, ROOT)
+    from keras_caps.models.flops import capsnet_flops
+
     roofline = matmul_roofline()
     flops = capsnet_flops()
     print(json.dumps({"matmul_gflops": roofline, "flops_per_image": flops}))
@@ -187,14 +172,23 @@ def main():
         print(json.dumps(row))
     if args.tflite_dir:
         for name, ms in tflite_latencies(args.tflite_dir).items():
-            print(json.dumps({"config": name, "batch1_latency_ms": ms,
-                              "batch1_latency_vs_reference": ms / ref["batch1_latency_ms"]}))
+            print(
+                json.dumps(
+                    {
+                        "config": name,
+                        "batch1_latency_ms": ms,
+                        "batch1_latency_vs_reference": ms / ref["batch1_latency_ms"],
+                    }
+                )
+            )
     print("\n| config | train img/s | × ref | % of matmul roofline | infer img/s | × ref | batch-1 ms | peak RSS MiB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, row in rows.items():
-        print(f"| {name} | {row['train_images_per_s']:.1f} | {row['train_vs_reference']:.2f} | "
-              f"{100 * row['train_fraction_of_matmul_roofline']:.0f}% | {row['infer_images_per_s']:.1f} | "
-              f"{row['infer_vs_reference']:.2f} | {row['batch1_latency_ms']:.2f} | {row['peak_rss_mib']:.0f} |")
+        print(
+            f"| {name} | {row['train_images_per_s']:.1f} | {row['train_vs_reference']:.2f} | "
+            f"{100 * row['train_fraction_of_matmul_roofline']:.0f}% | {row['infer_images_per_s']:.1f} | "
+            f"{row['infer_vs_reference']:.2f} | {row['batch1_latency_ms']:.2f} | {row['peak_rss_mib']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

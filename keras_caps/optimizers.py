@@ -26,10 +26,18 @@ class TorchAdam(keras.optimizers.Adam):
     >>> model.compile(optimizer=keras_caps.TorchAdam(1e-3))
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False,
-                 name="torch_adam", **kwargs):
-        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         amsgrad=amsgrad, name=name, **kwargs)
+    def __init__(
+        self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False, name="torch_adam", **kwargs
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=amsgrad,
+            name=name,
+            **kwargs,
+        )
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype

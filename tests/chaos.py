@@ -1,6 +1,6 @@
 """Kill train.py with SIGKILL at random moments, restart it, and check what it left.
 
-    python tests/chaos.py --kills 20 --epochs 40 --seed 0     # the RELIABILITY.md figures
+    python -m tests.chaos --kills 20 --epochs 40 --seed 0     # the RELIABILITY.md figures
 
 Each round starts `train.py` on a small IDX slice with the same --save_dir and
 kills it either while it writes a file (a `.tmp-*` file exists) or at a random
@@ -22,13 +22,29 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def _train_args(data_dir, save_dir, epochs):
-    return [sys.executable, os.path.join(ROOT, "train.py"), "--data_dir", data_dir, "--save_dir", save_dir,
-            "--epochs", str(epochs), "--batch_size", "10", "--steps_per_epoch", "6", "--seed", "1",
-            "--verbose", "0", "--mixed_precision", "float32"]
+    return [
+        sys.executable,
+        os.path.join(ROOT, "train.py"),
+        "--data_dir",
+        data_dir,
+        "--save_dir",
+        save_dir,
+        "--epochs",
+        str(epochs),
+        "--batch_size",
+        "10",
+        "--steps_per_epoch",
+        "6",
+        "--seed",
+        "1",
+        "--verbose",
+        "0",
+        "--mixed_precision",
+        "float32",
+    ]
 
 
 def _finished_epochs(save_dir):
@@ -49,10 +65,12 @@ def check_files(save_dir):
     import keras
 
     import keras_caps  # noqa: F401 -- registers CapsNet
-    from keras_caps.checkpoints import latest_checkpoint
+    from keras_caps.training.checkpoints import latest_checkpoint
 
     checked = 0
-    for path in glob.glob(os.path.join(save_dir, "*.keras")) + glob.glob(os.path.join(save_dir, "checkpoints", "*.keras")):
+    for path in glob.glob(os.path.join(save_dir, "*.keras")) + glob.glob(
+        os.path.join(save_dir, "checkpoints", "*.keras")
+    ):
         keras.models.load_model(path)
         checked += 1
     for path in glob.glob(os.path.join(save_dir, "*.json")):
@@ -74,11 +92,19 @@ def run_with_kills(data_dir, save_dir, epochs=4, kills=3, seed=0, timeout=600):
         mode = rng.choice(["while_writing", "random_moment"])
         before = set(_writing(save_dir))  # temporaries a previous kill left (removed at start)
         start_epoch = _finished_epochs(save_dir)
-        proc = subprocess.Popen(_train_args(data_dir, save_dir, epochs), env=env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            _train_args(data_dir, save_dir, epochs),
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         if mode == "while_writing":  # the first file this start writes, once it has trained an epoch
-            while proc.poll() is None and time.time() < deadline and not (
-                    _finished_epochs(save_dir) > start_epoch and set(_writing(save_dir)) - before):
+            while (
+                proc.poll() is None
+                and time.time() < deadline
+                and not (_finished_epochs(save_dir) > start_epoch and set(_writing(save_dir)) - before)
+            ):
                 time.sleep(0.002)
         else:  # at a random point of the first or second epoch after the restart
             target = min(epochs, start_epoch + rng.randint(1, 2))
@@ -101,19 +127,36 @@ def run_with_kills(data_dir, save_dir, epochs=4, kills=3, seed=0, timeout=600):
         finished = _finished_epochs(save_dir)
         checked, resumes_from = check_files(save_dir)
         assert finished - resumes_from <= 1, (finished, resumes_from)
-        rounds.append({"killed": True, "mode": mode, "finished_epochs": finished,
-                       "resumes_from": resumes_from, "files_checked": checked,
-                       "temporaries_left": len(_writing(save_dir))})
-    result = subprocess.run(_train_args(data_dir, save_dir, epochs), env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=max(60, deadline - time.time()))
+        rounds.append(
+            {
+                "killed": True,
+                "mode": mode,
+                "finished_epochs": finished,
+                "resumes_from": resumes_from,
+                "files_checked": checked,
+                "temporaries_left": len(_writing(save_dir)),
+            }
+        )
+    result = subprocess.run(
+        _train_args(data_dir, save_dir, epochs),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=max(60, deadline - time.time()),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     checked, resumes_from = check_files(save_dir)
     metrics = json.load(open(os.path.join(save_dir, "metrics.json")))
     assert metrics["epochs"] == epochs and resumes_from == epochs
     assert not _writing(save_dir)
-    return {"kills": len(rounds), "epochs": epochs, "rounds": rounds,
-            "epochs_lost": sum(r["finished_epochs"] - r["resumes_from"] for r in rounds),
-            "final_files_checked": checked}
+    return {
+        "kills": len(rounds),
+        "epochs": epochs,
+        "rounds": rounds,
+        "epochs_lost": sum(r["finished_epochs"] - r["resumes_from"] for r in rounds),
+        "final_files_checked": checked,
+    }
 
 
 def main():
@@ -123,12 +166,13 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=int, default=3600)
     args = parser.parse_args()
-    from tests.test_idx import write_mnist
+    from tests.helpers import write_mnist
 
     with tempfile.TemporaryDirectory() as tmp:
         write_mnist(os.path.join(tmp, "mnist"), n_train=60, n_test=20)
-        report = run_with_kills(os.path.join(tmp, "mnist"), os.path.join(tmp, "run"), args.epochs, args.kills,
-                                args.seed, args.timeout)
+        report = run_with_kills(
+            os.path.join(tmp, "mnist"), os.path.join(tmp, "run"), args.epochs, args.kills, args.seed, args.timeout
+        )
     print(json.dumps(report))
 
 

@@ -1,12 +1,9 @@
 import os
-import sys
 
-# The tests import `keras_caps` and `tests.helpers` from a plain checkout.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +19,7 @@ def _fresh_keras_state():
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory):
     """A folder with four tiny MNIST-format IDX files (60 training, 20 test images)."""
-    from tests.test_idx import write_mnist
+    from tests.helpers import write_mnist
 
     folder = str(tmp_path_factory.mktemp("mnist"))
     write_mnist(folder, n_train=60, n_test=20)

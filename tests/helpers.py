@@ -1,4 +1,9 @@
-"""Backend-neutral helpers and the seed's formulas, in numpy, for golden tests."""
+"""What the tests share: the seed's formulas in numpy (golden values), gradients on
+any backend, small models and data, and the command-line runners."""
+
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -8,7 +13,7 @@ import numpy as np
 def np_squash(s, axis=-1):
     """The reference: scale = norm**2 / (1 + norm**2) / (norm + 1e-8)."""
     norm = np.linalg.norm(s, axis=axis, keepdims=True)
-    return norm ** 2 / (1 + norm ** 2) / (norm + 1e-8) * s
+    return norm**2 / (1 + norm**2) / (norm + 1e-8) * s
 
 
 def np_softmax(x, axis):
@@ -81,3 +86,88 @@ def grad_wrt_weights(layer, fn, *inputs):
 
         return [np.asarray(g) for g in jax.grad(loss)(weights)]
     raise NotImplementedError(backend)
+
+
+# ---------------------------------------------------------------- data and programs
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_mnist(folder, n_train=30, n_test=10, size=28, gz=True, sep="-", seed=0):
+    """Four MNIST-format IDX files of random pixels and labels; returns the arrays."""
+    from keras_caps.data.idx import write_idx
+
+    rng = np.random.default_rng(seed)
+    ext = ".gz" if gz else ""
+    os.makedirs(folder, exist_ok=True)
+    arrays = {
+        "train-images": rng.integers(0, 256, (n_train, size, size), dtype=np.uint8),
+        "train-labels": rng.integers(0, 10, n_train).astype(np.uint8),
+        "t10k-images": rng.integers(0, 256, (n_test, size, size), dtype=np.uint8),
+        "t10k-labels": rng.integers(0, 10, n_test).astype(np.uint8),
+    }
+    for stem, array in arrays.items():
+        kind = "idx3" if array.ndim == 3 else "idx1"
+        write_idx(os.path.join(folder, f"{stem}{sep}{kind}-ubyte{ext}"), array)
+    return arrays
+
+
+def train(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def common(mnist_dir, save_dir):
+    return [
+        "--data_dir",
+        mnist_dir,
+        "--save_dir",
+        save_dir,
+        "--batch_size",
+        "10",
+        "--steps_per_epoch",
+        "2",
+        "--seed",
+        "1",
+        "--verbose",
+        "0",
+        "--mixed_precision",
+        "float32",
+    ]
+
+
+# ---------------------------------------------------------------- small models
+SMALL = dict(
+    conv_filters=16,
+    conv_kernel_size=3,
+    primary_channels=4,
+    primary_dim=4,
+    primary_kernel_size=3,
+    digit_dim=8,
+    decoder_units=(32, 64),
+)
+
+
+def toy_data(n=96, classes=3, size=12, seed=0):
+    """Class k: a bright square in the k-th corner, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.uniform(0, 0.2, (n, size, size, 1)).astype("float32")
+    corners = [(1, 1), (1, size - 6), (size - 6, 1), (size - 6, size - 6)]
+    for i, label in enumerate(y):
+        r, c = corners[label]
+        x[i, r : r + 5, c : c + 5] = 1.0
+    return x, y
+
+
+def small_model(classes=3, routings=3, **kw):
+    """A CapsNet for 12x12 images, small enough to train in a test."""
+    from keras_caps import CapsNet
+
+    return CapsNet(input_shape=(12, 12, 1), classes=classes, routings=routings, **{**SMALL, **kw})

@@ -5,9 +5,7 @@ TensorFlow starts, hence a process of its own."""
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
@@ -19,8 +17,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_caps import CapsNet  # noqa: E402
-from keras_caps.data import make_dataset  # noqa: E402
-from keras_caps.distribution import make_strategy  # noqa: E402
+from keras_caps.data.datasets import make_dataset  # noqa: E402
+from keras_caps.training.distribution import make_strategy  # noqa: E402
 
 
 def curve(devices):
@@ -34,10 +32,18 @@ def curve(devices):
     y = rng.integers(0, 10, 64)
     losses = []
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: losses.append(float(logs["loss"])))
-    model.fit(make_dataset(x, y, 16, training=True, shift_pixels=2, seed=0), epochs=2, verbose=0,
-              callbacks=[record], shuffle=False)
-    return {"replicas": strategy.num_replicas_in_sync, "losses": losses,
-            "weights": float(sum(np.abs(w).sum() for w in model.get_weights()))}
+    model.fit(
+        make_dataset(x, y, 16, training=True, shift_pixels=2, seed=0),
+        epochs=2,
+        verbose=0,
+        callbacks=[record],
+        shuffle=False,
+    )
+    return {
+        "replicas": strategy.num_replicas_in_sync,
+        "losses": losses,
+        "weights": float(sum(np.abs(w).sum() for w in model.get_weights())),
+    }
 
 
 print(json.dumps({"one": curve(["/cpu:0"]), "two": curve(["/cpu:0", "/cpu:1"])}))

@@ -1,16 +1,11 @@
-"""The benchmark's FLOP count agrees with TensorFlow's own count of the forward graph."""
-
-import os
-import sys
+"""What the benchmarks rest on: the FLOP count (against TensorFlow's own count of the
+forward graph), the photo-like digits and the TFLite profile's graph cuts."""
 
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-
-from throughput import capsnet_flops  # noqa: E402
-
-from keras_caps import CapsNet  # noqa: E402
+from keras_caps import CapsNet
+from keras_caps.models.flops import capsnet_flops
 
 
 def test_forward_flops_match_tensorflow_profiler():
@@ -35,9 +30,8 @@ def test_photo_like_digits_come_back_as_mnist_digits():
     MNIST digit they came from."""
     import numpy as np
 
-    from predict_photos import photo_like
-
-    from keras_caps.images import to_model_input
+    from benchmarks.predict_photos import photo_like
+    from keras_caps.data.images import to_model_input
 
     rng = np.random.default_rng(0)
     digit = np.zeros((28, 28), np.uint8)
@@ -56,9 +50,8 @@ def test_tflite_profile_cuts_the_graph_after_each_operator():
     import keras
     import numpy as np
 
-    from tflite_profile import operators, prefix, profile
-
-    from keras_caps.model_files import litert_interpreter
+    from benchmarks.tflite_profile import operators, prefix, profile
+    from keras_caps.models.files import litert_interpreter
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1), batch_size=1)
@@ -83,36 +76,3 @@ def test_tflite_profile_cuts_the_graph_after_each_operator():
     rows = profile(flat, repeats=3)
     assert [row["op"] for row in rows] == names and rows[-1]["cumulative_ms"] > 0
     assert sum(row["op_ms"] for row in rows) == pytest.approx(rows[-1]["cumulative_ms"], abs=1e-3)
-
-
-def test_routing_layout_probe_forms_agree(capsys, monkeypatch):
-    import json
-
-    import routing_layout_probe
-
-    monkeypatch.setattr(sys, "argv", ["routing_layout_probe.py", "--batch", "2", "--repeats", "1"])
-    routing_layout_probe.main()
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {(r["form"], r["pass"]) for r in rows} == {
-        (f, p) for f in ("einsum", "matmul", "capsule_major") for p in ("forward", "forward_backward")}
-    for row in rows:
-        assert row["ms"] > 0
-        assert row["max_abs_diff_vs_einsum"] < 1e-6, row
-
-
-def test_adam_forms_reports_gradient_scale_and_torch_parity(mnist_dir, capsys, monkeypatch):
-    import json
-
-    import adam_forms
-
-    monkeypatch.setattr(sys, "argv", ["adam_forms.py", "--data_dir", mnist_dir])
-    adam_forms.main()
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    grads = [r for r in rows if "weight" in r]
-    assert len(grads) == 11  # conv1, primary caps (kernel, bias each), W, 3 decoder layers (kernel, bias each)
-    assert any(r["weight"].endswith("digit_caps/kernel") and 0 < r["median_abs_grad"] < 1e-3 for r in grads)
-    last = rows[-1]
-    if last["torch"].startswith("not installed"):
-        return
-    assert last["torch_adam_max_abs_diff_vs_torch"] < 1e-5
-    assert last["keras_adam_max_abs_diff_vs_torch"] > 1e-3

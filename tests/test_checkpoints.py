@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from keras_caps import checkpoints
+from keras_caps.training import checkpoints
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):

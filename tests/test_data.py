@@ -3,9 +3,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_caps import data
-from keras_caps.idx import DataError
-from tests.test_idx import write_mnist
+from keras_caps.data import datasets as data
+from keras_caps.data.idx import DataError
+from tests.helpers import write_mnist
 
 
 def test_shift_images_moves_each_image_within_bounds():
@@ -62,13 +62,12 @@ def test_seeded_repeated_training_set_is_the_same_from_every_iterator():
     for (x1, y1), (x2, y2) in zip(first, again):
         np.testing.assert_array_equal(y1, y2)
         np.testing.assert_array_equal(x1, x2)
-    epochs = [np.concatenate([y for _, y in first[3 * e:3 * e + 3]]) for e in range(3)]
+    epochs = [np.concatenate([y for _, y in first[3 * e : 3 * e + 3]]) for e in range(3)]
     assert all(sorted(e) == list(range(12)) for e in epochs)  # each epoch sees every image once
     assert len({tuple(e) for e in epochs}) == 3  # in a new order each epoch
     assert any(not np.array_equal(x, images[y] / 255.0) for x, y in first)  # shifted
     # A resumed run continues the sequence of epochs instead of repeating epoch 0.
-    later = data.make_dataset(images, labels, 4, training=True, shift_pixels=1, seed=5, repeat=True,
-                              first_epoch=1)
+    later = data.make_dataset(images, labels, 4, training=True, shift_pixels=1, seed=5, repeat=True, first_epoch=1)
     np.testing.assert_array_equal(np.concatenate([y for _, y in _batches(later, 3)]), epochs[1])
     other_seed = data.make_dataset(images, labels, 4, training=True, seed=6, repeat=True)
     assert not np.array_equal(np.concatenate([y for _, y in _batches(other_seed, 3)]), epochs[0])
@@ -102,7 +101,7 @@ def test_unknown_dataset():
 def test_offline_without_data_dir_names_data_dir(monkeypatch):
     monkeypatch.setattr(data, "_is_prepared", lambda builder: False)
     monkeypatch.setattr(data, "_can_resolve", lambda host: False)
-    with pytest.raises(DataError, match="--data_dir"):
+    with pytest.raises(DataError, match="`data_dir`"):
         data.load_arrays("mnist")
 
 
@@ -121,7 +120,7 @@ def test_check_arrays_rejects_nan_and_bad_labels():
 def test_capsnet_fits_a_tf_data_dataset_with_callbacks():
     import keras
 
-    from tests.core.test_capsnet import small_model, toy_data
+    from tests.helpers import small_model, toy_data
 
     x, y = toy_data(64)
     ds = data.make_dataset((x * 255).astype(np.uint8), y, 16, training=True, shift_pixels=1, seed=0)
@@ -129,8 +128,9 @@ def test_capsnet_fits_a_tf_data_dataset_with_callbacks():
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     seen = []
     callback = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(dict(logs)))
-    model.fit(ds, epochs=3, verbose=0, validation_data=data.make_dataset(x, y, 16, training=False),
-              callbacks=[callback])
+    model.fit(
+        ds, epochs=3, verbose=0, validation_data=data.make_dataset(x, y, 16, training=False), callbacks=[callback]
+    )
     assert len(seen) == 3
     assert {"loss", "accuracy", "margin_loss", "reconstruction_loss", "val_accuracy"} <= set(seen[-1])
     assert seen[-1]["loss"] < seen[0]["loss"]

@@ -10,15 +10,19 @@ import sys
 import pytest
 import tensorflow as tf
 
-from keras_caps.distribution import StrategyError, is_chief, make_strategy, worker_dir
-from tests.test_train import ROOT, common, train
+from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
+from tests.helpers import ROOT, common, train
+
+# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
+pytestmark = pytest.mark.slow
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
 
 
 def test_mirrored_on_two_cpus_follows_one_device():
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "mirrored_child.py")],
-                         capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.mirrored_child"], capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     one, two = result["one"], result["two"]
@@ -48,19 +52,36 @@ def _losses(save_dir):
 def test_two_workers_on_loopback_agree_with_one_process(mnist_dir, tmp_path):
     save = str(tmp_path / "two_workers")
     workers = [f"localhost:{port}" for port in _free_ports(2)]
-    args = [sys.executable, os.path.join(ROOT, "train.py"), *common(mnist_dir, save),
-            "--epochs", "2", "--steps_per_epoch", "3", "--strategy", "multi_worker"]
+    args = [
+        sys.executable,
+        os.path.join(ROOT, "train.py"),
+        *common(mnist_dir, save),
+        "--epochs",
+        "2",
+        "--steps_per_epoch",
+        "3",
+        "--strategy",
+        "multi_worker",
+    ]
     procs = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        procs.append(subprocess.Popen(args, env=dict(ENV, TF_CONFIG=json.dumps(config)), cwd=ROOT,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                args,
+                env=dict(ENV, TF_CONFIG=json.dumps(config)),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
     finally:
         for p in procs:
             p.kill()
-    for p, (stdout, stderr) in zip(procs, outputs):
+    for p, (_stdout, stderr) in zip(procs, outputs):
         assert p.returncode == 0, stderr[-3000:]
     assert "2 replicas (multi_worker)" in outputs[0][0]
     # Only the chief (worker 0) leaves files; worker 1's scratch folder is gone.
@@ -81,8 +102,11 @@ def test_two_workers_on_loopback_agree_with_one_process(mnist_dir, tmp_path):
     [
         ("multi_worker", None, "needs TF_CONFIG"),
         ("multi_worker", "{not json", "not a valid cluster description"),
-        ("multi_worker", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}',
-         "is not in the cluster"),
+        (
+            "multi_worker",
+            '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}',
+            "is not in the cluster",
+        ),
         ("tpu", None, "no TPU found"),
     ],
 )
@@ -91,9 +115,23 @@ def test_strategy_errors_are_one_clear_line(mnist_dir, tmp_path, strategy, tf_co
     env.pop("TF_CONFIG", None)
     if tf_config:
         env["TF_CONFIG"] = tf_config
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--data_dir", mnist_dir,
-                             "--save_dir", str(tmp_path / "r"), "--strategy", strategy],
-                            capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "train.py"),
+            "--data_dir",
+            mnist_dir,
+            "--save_dir",
+            str(tmp_path / "r"),
+            "--strategy",
+            strategy,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -102,7 +140,8 @@ def test_chief_is_worker_zero_unless_the_cluster_has_a_chief(tmp_path):
     class Fake:
         def __init__(self, spec, task_type, task_id):
             self.cluster_resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-                tf.train.ClusterSpec(spec), task_type=task_type, task_id=task_id)
+                tf.train.ClusterSpec(spec), task_type=task_type, task_id=task_id
+            )
 
     workers = {"worker": ["a:1", "b:1"]}
     assert is_chief(Fake(workers, "worker", 0)) and not is_chief(Fake(workers, "worker", 1))

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import ExportError, convert, float32_copy
-from keras_caps.model_files import TFLiteModel
 from keras_caps import CapsNet
-from tests.test_idx import write_mnist
+from keras_caps.export import ExportError, convert, float32_copy
+from keras_caps.models.files import TFLiteModel
+from tests.helpers import write_mnist
+
+# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(conv_filters=16, primary_channels=4, primary_dim=8, digit_dim=8, decoder_units=(32, 64))
@@ -40,15 +43,39 @@ def test_export_cli_writes_verified_files(trained):
     folder, path, model = trained
     out = folder / "dist"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-m", "export", "--model", path, "--out", str(out),
-                             "--data_dir", str(folder / "mnist"), "--latency_runs", "3",
-                             "--calibration_images", "10"],
-                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "export",
+            "--model",
+            path,
+            "--out",
+            str(out),
+            "--data_dir",
+            str(folder / "mnist"),
+            "--latency_runs",
+            "3",
+            "--calibration_images",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(out / "report.json"))
     rows = {row["file"]: row for row in report["files"]}
-    assert set(rows) == {"keras (float32)", "saved_model", "capsnet_float32.tflite",
-                         "capsnet_float16.tflite", "capsnet_dynamic_int8.tflite", "capsnet_int8.tflite"}
+    assert set(rows) == {
+        "keras (float32)",
+        "saved_model",
+        "capsnet_float32.tflite",
+        "capsnet_float16.tflite",
+        "capsnet_dynamic_int8.tflite",
+        "capsnet_int8.tflite",
+    }
     assert rows["saved_model"]["max_abs_score_diff"] < 1e-5
     assert rows["capsnet_float32.tflite"]["max_abs_score_diff"] < 1e-4
     assert rows["capsnet_float16.tflite"]["max_abs_score_diff"] < 1e-2
@@ -70,7 +97,7 @@ def test_export_cli_writes_verified_files(trained):
     # The int8 file computes u_hat as one grouped CONV_2D (3 convolutions), the others by BATCH_MATMUL.
     assert conv_count(out / "capsnet_int8.tflite") == 3
     assert conv_count(out / "capsnet_float32.tflite") == 2
-    from export.tflite import float_arithmetic
+    from keras_caps.export.tflite import float_arithmetic
 
     # Integer-only by default: float only where the float I/O meets it.
     assert float_arithmetic(open(out / "capsnet_int8.tflite", "rb").read()) == ["ARG_MAX"]
@@ -93,7 +120,7 @@ def test_export_cli_writes_verified_files(trained):
 
 
 def conv_count(path):
-    from export.tflite import load_flatbuffer, operator_names
+    from keras_caps.export.tflite import load_flatbuffer, operator_names
 
     return operator_names(load_flatbuffer(open(path, "rb").read())).count("CONV_2D")
 
@@ -109,8 +136,8 @@ def float_tensors(flat):
 @pytest.mark.parametrize("io_type", ["int8", "uint8"])
 def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type, integer_only):
     folder, path, model = trained
-    from export import export_saved_model
-    from export.tflite import float_arithmetic
+    from keras_caps.export import export_saved_model
+    from keras_caps.export.tflite import float_arithmetic
 
     saved = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "sm"), integer_only=integer_only)
     x = np.random.default_rng(3).uniform(0, 1, (16, 28, 28, 1)).astype("float32")
@@ -142,8 +169,11 @@ def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type, i
         interpreter.allocate_tensors()
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
         interpreter.invoke()
-        scores = next(interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()
-                      if o["shape"].size == 2 and o["dtype"] == np.uint8)
+        scores = next(
+            interpreter.get_tensor(o["index"])
+            for o in interpreter.get_output_details()
+            if o["shape"].size == 2 and o["dtype"] == np.uint8
+        )
         scale, zero = runner.scores["quantization"]
         np.testing.assert_allclose((scores.astype("float32") - zero) * scale, float_io(pixels / 255.0), atol=0.02)
     with pytest.raises(ExportError, match="int8 file: input/output type 'int16'"):
@@ -154,7 +184,7 @@ def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type, i
 
 def test_integer_only_needs_the_integer_only_savedmodel(trained, tmp_path):
     _, _, model = trained
-    from export import export_saved_model
+    from keras_caps.export import export_saved_model
 
     saved = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "sm"))
     x = np.random.default_rng(3).uniform(0, 1, (8, 28, 28, 1)).astype("float32")
@@ -170,7 +200,7 @@ def test_mixed_precision_model_exports_as_float32(trained, tmp_path):
     clone = float32_copy(model)
     assert clone.dtype_policy.name == "float32"
     x = np.random.default_rng(2).uniform(0, 1, (2, 28, 28, 1)).astype("float32")
-    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(model(x)), rtol=0.05, atol=5e-3)
+    np.testing.assert_allclose(np.asarray(clone(x)["scores"]), np.asarray(model(x)["scores"]), rtol=0.05, atol=5e-3)
 
 
 def test_non_builtin_op_is_a_clear_error(tmp_path):
@@ -184,7 +214,7 @@ def test_non_builtin_op_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match="builtin ops only"):
         convert(str(tmp_path), "float32")
     # A file that holds a custom op anyway is refused by name.
-    from export.tflite import check_builtin_only, op_list
+    from keras_caps.export.tflite import check_builtin_only, op_list
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path))
     converter.allow_custom_ops = True
@@ -201,18 +231,22 @@ def test_bad_model_files(tmp_path, content, message):
     path = str(tmp_path / "m.keras")
     if content is not None:
         open(path, "wb").write(content)
-    result = subprocess.run([sys.executable, "-m", "export", "--model", path, "--out", str(tmp_path / "o")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [sys.executable, "-m", "export", "--model", path, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_other_keras_model_is_refused(tmp_path):
     path = str(tmp_path / "dense.keras")
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(path)
-    from export import load_capsnet
-
-    from keras_caps.model_files import ModelFileError
+    from keras_caps.export import load_capsnet
+    from keras_caps.models.files import ModelFileError
 
     with pytest.raises(ModelFileError, match="not a keras_caps.CapsNet"):
         load_capsnet(path)
@@ -227,25 +261,32 @@ def legacy_python():
 @pytest.mark.skipif(legacy_python() is None, reason="no tflite-runtime 2.14 venv: `bash .ci/run` makes .venv-tflite214")
 def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
     _, _, model = trained
-    from export import VARIANTS, export_saved_model
+    from keras_caps.export import VARIANTS, export_saved_model
 
     saved = {i: export_saved_model(float32_copy(model, i), str(tmp_path / i)) for i in ("einsum", "grouped_conv")}
-    saved["integer_only"] = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "io"),
-                                               integer_only=True)
+    saved["integer_only"] = export_saved_model(
+        float32_copy(model, "grouped_conv"), str(tmp_path / "io"), integer_only=True
+    )
     x = np.random.default_rng(4).uniform(0, 1, (4, 28, 28, 1)).astype("float32")
     paths = []
-    runs = ([(v, i, "float32") for v in VARIANTS for i in ("einsum", "grouped_conv")]
-            + [("int8", "grouped_conv", t) for t in ("int8", "uint8")]
-            + [("int8", "integer_only", t) for t in ("float32", "int8", "uint8")])
+    runs = (
+        [(v, i, "float32") for v in VARIANTS for i in ("einsum", "grouped_conv")]
+        + [("int8", "grouped_conv", t) for t in ("int8", "uint8")]
+        + [("int8", "integer_only", t) for t in ("float32", "int8", "uint8")]
+    )
     for variant, source, io_type in runs:
         path = str(tmp_path / f"capsnet_{variant}_{source}_{io_type}.tflite")
         with open(path, "wb") as f:
             f.write(convert(saved[source], variant, x, io_type=io_type, integer_only=source == "integer_only"))
         paths.append(path)
     np.save(tmp_path / "x.npy", x)
-    result = subprocess.run([legacy_python(), os.path.join(ROOT, "tests", "legacy_runtime.py"),
-                             str(tmp_path / "x.npy"), str(tmp_path)] + paths,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [legacy_python(), os.path.join(ROOT, "tests", "legacy_runtime.py"), str(tmp_path / "x.npy"), str(tmp_path)]
+        + paths,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for path in paths:
         old = np.load(path + ".npy")
@@ -255,24 +296,61 @@ def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
 
 
 def test_unknown_variant_is_refused_before_any_work(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "export", "--model", "absent.keras", "--variants", "float32,int4",
-                             "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "export",
+            "--model",
+            "absent.keras",
+            "--variants",
+            "float32,int4",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode != 0 and "--variants: choose from float32" in result.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_export_cli_int8_with_the_squash_in_float(trained):
     folder, path, _ = trained
-    from export.tflite import float_arithmetic
+    from keras_caps.export.tflite import float_arithmetic
 
     out = folder / "dist_float_squash"
-    result = subprocess.run([sys.executable, "-m", "export", "--model", path, "--out", str(out),
-                             "--data_dir", str(folder / "mnist"), "--latency_runs", "2", "--calibration_images", "8",
-                             "--variants", "int8", "--noint8_integer_only", "--int8_io", "uint8",
-                             "--notflm"],  # TFLM has no float -> uint8 QUANTIZE
-                            capture_output=True, text=True, cwd=ROOT, timeout=600,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "export",
+            "--model",
+            path,
+            "--out",
+            str(out),
+            "--data_dir",
+            str(folder / "mnist"),
+            "--latency_runs",
+            "2",
+            "--calibration_images",
+            "8",
+            "--variants",
+            "int8",
+            "--noint8_integer_only",
+            "--int8_io",
+            "uint8",
+            "--notflm",
+        ],  # TFLM has no float -> uint8 QUANTIZE
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     flat = open(out / "capsnet_int8.tflite", "rb").read()
     assert float_arithmetic(flat) == ["ARG_MAX", "DIV", "SQRT", "SQUARE", "SUM"]
@@ -283,21 +361,46 @@ def test_export_cli_int8_with_the_squash_in_float(trained):
 
 
 def _export(args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    return subprocess.run(
+        [sys.executable, "-m", "export", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
 
 
 def test_export_cli_scores_only_files_for_a_microcontroller(trained):
     folder, path, model = trained
     out = folder / "dist_micro"
-    result = _export(["--model", path, "--out", str(out), "--data_dir", str(folder / "mnist"), "--latency_runs", "2",
-                      "--calibration_images", "8", "--variants", "int8,float32", "--scores_only", "--c_array",
-                      "--int8_io", "int8", "--tflm_images", "12"])
+    result = _export(
+        [
+            "--model",
+            path,
+            "--out",
+            str(out),
+            "--data_dir",
+            str(folder / "mnist"),
+            "--latency_runs",
+            "2",
+            "--calibration_images",
+            "8",
+            "--variants",
+            "int8,float32",
+            "--scores_only",
+            "--c_array",
+            "--int8_io",
+            "int8",
+            "--tflm_images",
+            "12",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TFLite Micro: arena" in result.stdout
     flat = open(out / "capsnet_int8.tflite", "rb").read()
     # No decoder: two outputs (scores, class_id), no FULLY_CONNECTED left.
-    from export import micro
+    from keras_caps.export import micro
 
     assert "FULLY_CONNECTED" not in micro.operator_counts(flat)
     runner = TFLiteModel(flat)
@@ -317,21 +420,40 @@ def test_export_cli_scores_only_files_for_a_microcontroller(trained):
 
 def test_export_cli_arena_limit_is_a_clear_error(trained):
     folder, path, _ = trained
-    result = _export(["--model", path, "--out", str(folder / "dist_small"), "--data_dir", str(folder / "mnist"),
-                      "--latency_runs", "1", "--calibration_images", "8", "--variants", "int8", "--scores_only",
-                      "--tflm_arena_limit", "4096"])
+    result = _export(
+        [
+            "--model",
+            path,
+            "--out",
+            str(folder / "dist_small"),
+            "--data_dir",
+            str(folder / "mnist"),
+            "--latency_runs",
+            "1",
+            "--calibration_images",
+            "8",
+            "--variants",
+            "int8",
+            "--scores_only",
+            "--tflm_arena_limit",
+            "4096",
+        ]
+    )
     assert result.returncode != 0
     assert "needs a tensor arena of" in result.stderr and "limit given is 4096 bytes" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--tflm_images=0", "--tflm_images must be >= 1"),
-    ("--tflm_arena_limit=0", "--tflm_arena_limit must be >= 1 byte"),
-    ("--mcu_mhz=0", "--mcu_mhz must be > 0"),
-    ("--mcu_macs_per_cycle=-1", "--mcu_macs_per_cycle must be > 0"),
-    ("--int8_capsule_implementation=matmul", "value should be one of <grouped_conv|einsum>"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--tflm_images=0", "--tflm_images must be >= 1"),
+        ("--tflm_arena_limit=0", "--tflm_arena_limit must be >= 1 byte"),
+        ("--mcu_mhz=0", "--mcu_mhz must be > 0"),
+        ("--mcu_macs_per_cycle=-1", "--mcu_macs_per_cycle must be > 0"),
+        ("--int8_capsule_implementation=matmul", "value should be one of <grouped_conv|einsum>"),
+    ],
+)
 def test_bad_microcontroller_flags_are_refused_before_any_work(tmp_path, flag, message):
     result = _export(["--model", "absent.keras", "--out", str(tmp_path / "o"), flag], timeout=120)
     assert result.returncode != 0 and message in result.stderr

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from keras_caps.idx import MAX_BYTES, DataError, read_idx
-from keras_caps.images import ImageFileError, load_image, to_model_input
+from keras_caps.data.idx import MAX_BYTES, DataError, read_idx
+from keras_caps.data.images import ImageFileError, load_image, to_model_input
 
-settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=3000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # What each reader was given and how it ended, for RELIABILITY.md.
@@ -68,13 +68,13 @@ def _expected_idx(data):
     ndim = data[3]
     if len(data) < 4 + 4 * ndim:
         return None
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(_CODES[data[2]])
     size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     bound = np.prod([max(d, 1) for d in shape], dtype=np.float64) * dtype.itemsize  # zeros do not hide a huge shape
     if bound > MAX_BYTES or len(data) != 4 + 4 * ndim + size:
         return None
-    return np.frombuffer(data[4 + 4 * ndim:], dtype).reshape(shape)
+    return np.frombuffer(data[4 + 4 * ndim :], dtype).reshape(shape)
 
 
 def _check_idx(data, suffix, kind):
@@ -104,11 +104,10 @@ def _idx_bytes(array, code):
 
 
 valid_idx = st.builds(
-    lambda code, shape, seed: _idx_bytes(
-        np.random.default_rng(seed).integers(-100, 100, shape), code),
+    lambda code, shape, seed: _idx_bytes(np.random.default_rng(seed).integers(-100, 100, shape), code),
     st.sampled_from(sorted(_CODES)),
     st.lists(st.integers(0, 6), min_size=1, max_size=4).map(tuple),
-    st.integers(0, 2 ** 32 - 1),
+    st.integers(0, 2**32 - 1),
 )
 
 
@@ -138,8 +137,9 @@ def test_idx_flipped_bytes(data, draw):
     _check_idx(bytes(data), "", "flipped_bytes")
 
 
-@given(st.lists(st.integers(0, 2 ** 32 - 1), min_size=1, max_size=6), st.sampled_from(sorted(_CODES)),
-       st.binary(max_size=64))
+@given(
+    st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=6), st.sampled_from(sorted(_CODES)), st.binary(max_size=64)
+)
 def test_idx_huge_declared_dimensions(dims, code, payload):
     """Headers that declare up to 2^32-1 per dimension: refused before any
     allocation (the test would run out of memory or time otherwise)."""
@@ -151,7 +151,7 @@ def test_idx_huge_declared_dimensions(dims, code, payload):
 def test_idx_gzip_that_is_not_gzip(data):
     """Gzip magic followed by garbage, or a real gzip stream cut short."""
     whole = gzip.compress(_idx_bytes(np.arange(50) % 7, 0x08))
-    for candidate in (b"\x1f\x8b" + data, whole[:max(2, len(data) % len(whole))]):
+    for candidate in (b"\x1f\x8b" + data, whole[: max(2, len(data) % len(whole))]):
         _check_idx(candidate, ".gz", "bad_gzip")
 
 
@@ -194,8 +194,14 @@ def _encode(mode, fmt, width, height, seed):
     return out.getvalue()
 
 
-images = st.builds(_encode, st.sampled_from(MODES), st.sampled_from(sorted(FORMATS)),
-                   st.integers(1, 40), st.integers(1, 40), st.integers(0, 2 ** 32 - 1))
+images = st.builds(
+    _encode,
+    st.sampled_from(MODES),
+    st.sampled_from(sorted(FORMATS)),
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.integers(0, 2**32 - 1),
+)
 
 
 @given(st.binary(max_size=400), st.sampled_from([".png", ".jpg", ""]))
@@ -210,22 +216,27 @@ def test_images_valid_in_any_mode_and_size(data):
 
 @given(images, st.data())
 def test_images_truncated_or_corrupted(data, draw):
-    data = bytearray(data[:draw.draw(st.integers(0, len(data)))])
+    data = bytearray(data[: draw.draw(st.integers(0, len(data)))])
     if data and draw.draw(st.booleans()):
         for _ in range(draw.draw(st.integers(1, 8))):
             data[draw.draw(st.integers(0, len(data) - 1))] = draw.draw(st.integers(0, 255))
     _check_image(bytes(data), ".img", "truncated_or_corrupted")
 
 
-@given(st.integers(1, 2 ** 31 - 1), st.integers(1, 2 ** 31 - 1))
+@given(st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1))
 def test_images_huge_declared_dimensions(width, height):
     """A PNG header declaring any size, with one tiny data chunk: refused or
     read as declared, never decoded into gigabytes."""
+
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
     _check_image(png, ".png", "huge_dimensions")
 
 

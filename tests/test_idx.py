@@ -4,23 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from keras_caps.idx import DataError, find_mnist_files, load_mnist_idx, read_idx, write_idx
-
-
-def write_mnist(folder, n_train=30, n_test=10, size=28, gz=True, sep="-", seed=0):
-    rng = np.random.default_rng(seed)
-    ext = ".gz" if gz else ""
-    os.makedirs(folder, exist_ok=True)
-    arrays = {
-        "train-images": rng.integers(0, 256, (n_train, size, size), dtype=np.uint8),
-        "train-labels": rng.integers(0, 10, n_train).astype(np.uint8),
-        "t10k-images": rng.integers(0, 256, (n_test, size, size), dtype=np.uint8),
-        "t10k-labels": rng.integers(0, 10, n_test).astype(np.uint8),
-    }
-    for stem, array in arrays.items():
-        kind = "idx3" if array.ndim == 3 else "idx1"
-        write_idx(os.path.join(folder, f"{stem}{sep}{kind}-ubyte{ext}"), array)
-    return arrays
+from keras_caps.data.idx import DataError, find_mnist_files, load_mnist_idx, read_idx, write_idx
+from tests.helpers import write_mnist
 
 
 @pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])

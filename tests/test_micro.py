@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import micro
-from export.tflite import load_flatbuffer, operator_names, pretransposed_matmul_weights
-from keras_caps.model_files import litert_interpreter, quantize_input
+from keras_caps.export import micro
+from keras_caps.export.tflite import load_flatbuffer, operator_names, pretransposed_matmul_weights
+from keras_caps.models.files import litert_interpreter, quantize_input
+
+# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
+pytestmark = pytest.mark.slow
 
 
 def _tflite(fn, shape, int8=False, seed=0):
@@ -87,8 +90,9 @@ def test_tflm_matches_litert_on_an_int8_file():
     # Against LiteRT's reference kernels TFLM's results are the same to the bit.
     assert report["tflm_agreement_reference_kernels"] == 1.0
     assert report["tflm_max_abs_score_diff_reference_kernels"] == 0.0
-    with pytest.raises(micro.TFLMError, match=f"needs a tensor arena of {report['tflm_arena_bytes']} bytes"
-                                              ".*limit given is 1000 bytes"):
+    with pytest.raises(
+        micro.TFLMError, match=f"needs a tensor arena of {report['tflm_arena_bytes']} bytes.*limit given is 1000 bytes"
+    ):
         micro.verify(flat, x, reference, arena_limit=1000)
 
 
@@ -102,8 +106,11 @@ def test_an_abort_inside_tflm_is_an_error_not_a_crash(monkeypatch):
     # A softmax whose int8 input scale is ~1e-9: TFLM's kernel cannot represent
     # its multiplier and would abort the process while preparing. Checked first ...
     flat = _tflite(lambda x: tf.nn.softmax(x * 1e-7), (1, 10), int8=True)
-    with pytest.raises(micro.TFLMError, match=r"SOFTMAX \(operator \d+, input .*\) has an int8 input scale of "
-                                              r".*needs more than 1.49e-08 and would abort"):
+    with pytest.raises(
+        micro.TFLMError,
+        match=r"SOFTMAX \(operator \d+, input .*\) has an int8 input scale of "
+        r".*needs more than 1.49e-08 and would abort",
+    ):
         micro.run_tflm(flat, np.zeros((1, 1, 10), np.float32), 1 << 16)
     # ... and were it not, the abort in the child process is an error, not a crash.
     monkeypatch.setattr(micro, "check_kernel_limits", lambda flatbuffer: None)
@@ -132,12 +139,15 @@ def test_c_array_compiles_and_holds_the_file_byte_for_byte(tmp_path):
     source, header = micro.write_c_array(flat, str(tmp_path), "capsnet_int8", "capsnet_int8_tflite")
     assert "alignas(16) const unsigned char capsnet_int8_tflite[]" in open(source).read()
     main = tmp_path / "main.cc"
-    main.write_text('#include <cstdio>\n#include "capsnet_int8.h"\n'
-                    "int main() { if (reinterpret_cast<unsigned long>(capsnet_int8_tflite) % 16) return 2;\n"
-                    "  fwrite(capsnet_int8_tflite, 1, capsnet_int8_tflite_len, stdout); return 0; }\n")
+    main.write_text(
+        '#include <cstdio>\n#include "capsnet_int8.h"\n'
+        "int main() { if (reinterpret_cast<unsigned long>(capsnet_int8_tflite) % 16) return 2;\n"
+        "  fwrite(capsnet_int8_tflite, 1, capsnet_int8_tflite_len, stdout); return 0; }\n"
+    )
     binary = tmp_path / "dump"
-    subprocess.run(["g++", "-std=c++11", "-Wall", "-Werror", "-o", str(binary), source, str(main)],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        ["g++", "-std=c++11", "-Wall", "-Werror", "-o", str(binary), source, str(main)], check=True, cwd=tmp_path
+    )
     assert subprocess.run([str(binary)], capture_output=True, check=True).stdout == flat
 
 

@@ -1,4 +1,4 @@
-"""The image loader and `python -m keras_caps.predict` on all three model formats."""
+"""The image loader and `predict.py` on all three model formats."""
 
 import os
 import subprocess
@@ -11,7 +11,10 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_caps import CapsNet
-from keras_caps.images import ImageFileError, load_image, to_model_input
+from keras_caps.data.images import ImageFileError, load_image, to_model_input
+
+# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +25,7 @@ def digit(size=28):
     img[6:9, 7:21] = 255
     for r in range(9, 23):
         c = 20 - (r - 9) // 2
-        img[r, c - 1:c + 2] = 255
+        img[r, c - 1 : c + 2] = 255
     return img
 
 
@@ -35,7 +38,7 @@ def test_ink_polarity_size_and_position_do_not_matter():
     photo.paste(ink, (20, 40))
     processed = to_model_input(photo, (28, 28, 1))
     # Same digit, same place: the two inputs overlap almost entirely.
-    overlap = (np.minimum(plain, processed).sum() / np.maximum(plain, processed).sum())
+    overlap = np.minimum(plain, processed).sum() / np.maximum(plain, processed).sum()
     assert overlap > 0.6
     ys, xs = np.nonzero(processed[..., 0] > 0.3)
     assert abs(ys.mean() - 14) < 3 and abs(xs.mean() - 14) < 3
@@ -47,8 +50,10 @@ def test_blank_and_rgb_models():
     assert rgb.shape == (32, 32, 3) and rgb[..., 0].min() == 1.0 and rgb[..., 1].max() == 0.0
 
 
-@pytest.mark.parametrize("content,message", [(None, "no such file"), (b"", "not a readable image"),
-                                             (b"GIF89a-not-really", "not a readable image")])
+@pytest.mark.parametrize(
+    "content,message",
+    [(None, "no such file"), (b"", "not a readable image"), (b"GIF89a-not-really", "not a readable image")],
+)
 def test_bad_image_files(tmp_path, content, message):
     path = str(tmp_path / "x.png")
     if content is not None:
@@ -69,7 +74,7 @@ def test_truncated_png(tmp_path):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from export import convert, export_saved_model, float32_copy
+    from keras_caps.export import convert, export_saved_model, float32_copy
 
     folder = tmp_path_factory.mktemp("predict")
     keras.utils.set_random_seed(0)
@@ -86,8 +91,14 @@ def models(tmp_path_factory):
 
 def predict(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "keras_caps.predict", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "predict.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("name", ["m.keras", "saved_model", "m.tflite"])
@@ -111,8 +122,11 @@ def test_cli_bad_models(models, tmp_path):
     folder, _ = models
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"TFL3 but not really")
-    for model, message in ((fake, "not a runnable TFLite model"), (tmp_path / "none.keras", "no such file"),
-                           (tmp_path, "not a SavedModel")):
+    for model, message in (
+        (fake, "not a runnable TFLite model"),
+        (tmp_path / "none.keras", "no such file"),
+        (tmp_path, "not a SavedModel"),
+    ):
         result = predict("--model", str(model), str(folder / "a.png"))
         assert result.returncode == 1 and message in result.stderr, result.stderr[-800:]
         assert "Traceback" not in result.stderr

@@ -12,18 +12,20 @@ import pytest
 import tensorflow as tf
 
 from keras_caps import CapsNet
-from keras_caps.model_files import ModelFileError, TFLiteModel, load_capsnet
-from keras_caps.predict import load_classifier
+from keras_caps.models.classifier import load_classifier
+from keras_caps.models.files import ModelFileError, TFLiteModel, load_capsnet
 from tests.chaos import run_with_kills
-from tests.test_idx import write_mnist
+from tests.helpers import write_mnist
+
+# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
+pytestmark = pytest.mark.slow
 
 TINY = dict(conv_filters=8, primary_channels=2, digit_dim=4, decoder_units=(16,))
 
 
 def test_random_kills_lose_at_most_one_epoch_each_and_no_file(tmp_path):
     write_mnist(str(tmp_path / "mnist"), n_train=60, n_test=20)
-    report = run_with_kills(str(tmp_path / "mnist"), str(tmp_path / "run"), epochs=6, kills=3, seed=0,
-                            timeout=400)
+    report = run_with_kills(str(tmp_path / "mnist"), str(tmp_path / "run"), epochs=6, kills=3, seed=0, timeout=400)
     # run_with_kills asserts after every kill that each file loads and the resume point lags
     # the last trained epoch by at most one, and at the end that all 6 epochs are there.
     assert report["kills"] == 3
@@ -66,14 +68,22 @@ def _zip_bytes(members):
     return out.getvalue()
 
 
-KERAS_FILES = ["random_bytes.keras", "truncated.keras", "empty.keras", "zip_of_nothing.keras", "other_model.keras",
-               "wrong_signature", "missing.keras"]
+KERAS_FILES = [
+    "random_bytes.keras",
+    "truncated.keras",
+    "empty.keras",
+    "zip_of_nothing.keras",
+    "other_model.keras",
+    "wrong_signature",
+    "missing.keras",
+]
 ALL_FILES = KERAS_FILES + ["not_a_model.tflite", "random_bytes.tflite", "empty_folder", "missing.tflite"]
 
 
 # predict loads any format; `python -m export --model` and `train.py --testing --weights` load .keras files.
-@pytest.mark.parametrize("loader,name", [(load_classifier, n) for n in ALL_FILES] +
-                         [(load_capsnet, n) for n in KERAS_FILES])
+@pytest.mark.parametrize(
+    "loader,name", [(load_classifier, n) for n in ALL_FILES] + [(load_capsnet, n) for n in KERAS_FILES]
+)
 def test_hostile_model_files_are_clear_errors(hostile_models, loader, name):
     path = str(hostile_models / name)
     with pytest.raises(ModelFileError) as error:
@@ -82,7 +92,7 @@ def test_hostile_model_files_are_clear_errors(hostile_models, loader, name):
 
 
 def test_tflite_runner_rejects_bad_tensors(tmp_path):
-    from export import convert, export_saved_model, float32_copy
+    from keras_caps.export import convert, export_saved_model, float32_copy
 
     model = CapsNet(**TINY)
     runner = TFLiteModel(convert(export_saved_model(float32_copy(model), str(tmp_path / "sm")), "float32"))

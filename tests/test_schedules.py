@@ -1,13 +1,15 @@
-"""train.py's learning-rate schedule: linear warm-up over steps, then lr * decay**epoch."""
+"""The learning-rate schedules of a run: Keras schedules, saved with the optimizer."""
 
 import keras
 import numpy as np
 import pytest
 
-from keras_caps.schedules import EpochDecay, LinearWarmUp
+from keras_caps.training.schedules import LinearWarmUp, LogLearningRate, learning_rate_schedule
 
 
 class Record(keras.callbacks.Callback):
+    """The rate each optimizer step uses."""
+
     def __init__(self):
         super().__init__()
         self.rates = []
@@ -16,47 +18,62 @@ class Record(keras.callbacks.Callback):
         self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
-def _fit(model, warmup, epochs, initial_epoch=0):
+def _rates(schedule, steps):
+    return [float(keras.ops.convert_to_numpy(schedule(step))) for step in range(steps)]
+
+
+def test_exponential_is_per_epoch_with_a_linear_warm_up():
+    # 3 steps per epoch, x0.5 per epoch, warm-up over 4 steps: (s + 1) / 4 of the epoch's rate.
+    schedule = learning_rate_schedule("exponential", 0.1, steps_per_epoch=3, total_steps=9, decay=0.5, warmup_steps=4)
+    assert _rates(schedule, 9) == pytest.approx([0.025, 0.05, 0.075, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025])
+    plain = learning_rate_schedule("exponential", 0.1, steps_per_epoch=3, total_steps=9, decay=0.5)
+    assert isinstance(plain, keras.optimizers.schedules.ExponentialDecay) and plain.staircase
+    assert _rates(plain, 7) == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025])
+
+
+def test_cosine_warms_up_then_decays_to_zero_at_the_last_step():
+    schedule = learning_rate_schedule("cosine", 0.2, steps_per_epoch=5, total_steps=10, warmup_steps=2)
+    rates = _rates(schedule, 11)
+    # Keras's CosineDecay warm-up: linear from 0.2 / 2 at step 0 to 0.2 at step 2.
+    assert rates[:3] == pytest.approx([0.1, 0.15, 0.2])
+    decay = 0.5 * 0.2 * (1 + np.cos(np.pi * np.arange(9) / 8))  # steps 2..10
+    assert rates[2:] == pytest.approx(decay, abs=1e-7)
+    no_warmup = _rates(learning_rate_schedule("cosine", 0.2, 5, 10), 11)
+    assert no_warmup == pytest.approx(0.5 * 0.2 * (1 + np.cos(np.pi * np.arange(11) / 10)), abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(kind="step"), "`kind` must be one of exponential, cosine"),
+        (dict(learning_rate=0.0), "`learning_rate` must be > 0"),
+        (dict(steps_per_epoch=0), "`steps_per_epoch` and `total_steps` must be >= 1"),
+        (dict(warmup_steps=-1), "`warmup_steps` must be >= 0"),
+        (dict(kind="cosine", warmup_steps=10), r"`warmup_steps` \(10\) leaves no steps of the 10"),
+        (dict(decay=1.5), r"`decay` must lie in \(0, 1\]"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, message):
+    args = dict(kind="exponential", learning_rate=0.1, steps_per_epoch=5, total_steps=10, decay=0.9, warmup_steps=0)
+    with pytest.raises(ValueError, match=message):
+        learning_rate_schedule(**{**args, **kwargs})
+    with pytest.raises(ValueError, match="warmup_steps"):
+        LinearWarmUp(keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5), 0)
+
+
+def test_the_schedule_is_saved_with_the_optimizer_and_resumes_where_it_stopped(tmp_path):
+    """A model saved after 2 epochs and loaded again continues the curve: no
+    second warm-up, the epoch's decay where an unbroken run would have it."""
     x, y = np.random.rand(12, 3).astype("float32"), np.random.rand(12, 1).astype("float32")
-    record = Record()
-    history = model.fit(x, y, batch_size=4, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-                        callbacks=[EpochDecay(0.1, 0.5), LinearWarmUp(warmup), record])
-    return record.rates, history.history["learning_rate"]
-
-
-def test_warm_up_then_epoch_decay_and_no_second_warm_up_on_resume():
+    schedule = learning_rate_schedule("exponential", 0.1, steps_per_epoch=3, total_steps=15, decay=0.5, warmup_steps=4)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    rates, logged = _fit(model, warmup=4, epochs=2)  # 3 steps per epoch
-    assert rates == pytest.approx([0.025, 0.05, 0.075, 0.05, 0.05, 0.05])
-    assert logged == pytest.approx([0.1, 0.05])  # the epoch's rate, not a warm-up fraction
-    # Continued (as a resumed run is): the optimizer has taken 6 steps, no warm-up again.
-    rates, _ = _fit(model, warmup=4, epochs=3, initial_epoch=2)
-    assert rates == pytest.approx([0.025] * 3)
-
-
-def test_no_warm_up():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    rates, _ = _fit(model, warmup=0, epochs=2)
-    assert rates == pytest.approx([0.1] * 3 + [0.05] * 3)
-    with pytest.raises(ValueError, match="steps must be >= 0"):
-        LinearWarmUp(-1)
-
-
-def test_warm_up_cosine_per_step_and_resumed():
-    from keras_caps.schedules import WarmUpCosine
-
-    schedule = WarmUpCosine(0.2, total_steps=10, warmup_steps=2)
-    assert [schedule.rate(s) for s in range(3)] == pytest.approx([0.1, 0.2, 0.2])
-    assert schedule.rate(6) == pytest.approx(0.1)  # half way through the decay
-    assert schedule.rate(10) == pytest.approx(0.0, abs=1e-12)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
-    x, y = np.random.rand(12, 3).astype("float32"), np.random.rand(12, 1).astype("float32")
-    record = Record()
-    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[WarmUpCosine(0.2, 10, 2), record])
-    model.fit(x, y, batch_size=4, epochs=3, initial_epoch=2, verbose=0, callbacks=[WarmUpCosine(0.2, 10, 2), record])
-    assert record.rates == pytest.approx([schedule.rate(s) for s in range(9)])
-    with pytest.raises(ValueError, match="warmup_steps < total_steps"):
-        WarmUpCosine(0.1, total_steps=5, warmup_steps=5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    first = Record()
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[first, LogLearningRate()])
+    assert history.history["learning_rate"] == pytest.approx([0.075, 0.05])  # each epoch's last step
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(restored.optimizer._learning_rate, LinearWarmUp)
+    second = Record()
+    restored.fit(x, y, batch_size=4, epochs=4, initial_epoch=2, verbose=0, callbacks=[second])
+    assert first.rates + second.rates == pytest.approx(_rates(schedule, 12))

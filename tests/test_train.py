@@ -3,27 +3,15 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-from tests.test_idx import write_mnist
+from tests.helpers import common, train, write_mnist
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def train(*args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-
-
-def common(mnist_dir, save_dir):
-    return ["--data_dir", mnist_dir, "--save_dir", save_dir, "--batch_size", "10",
-            "--steps_per_epoch", "2", "--seed", "1", "--verbose", "0", "--mixed_precision", "float32"]
+# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
+pytestmark = pytest.mark.slow
 
 
 def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
@@ -31,14 +19,22 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
     result = train(*common(mnist_dir, save), "--epochs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Test accuracy" in result.stdout
-    for name in ("best.keras", "final.keras", "log.csv", "history.json", "metrics.json",
-                 "training_curves.png", "reconstructions.png", "manipulate_latent.png"):
+    for name in (
+        "best.keras",
+        "final.keras",
+        "log.csv",
+        "history.json",
+        "metrics.json",
+        "training_curves.png",
+        "reconstructions.png",
+        "manipulate_latent.png",
+    ):
         assert os.path.getsize(os.path.join(save, name)) > 0, name
     assert os.listdir(os.path.join(save, "tensorboard"))
     metrics = json.load(open(os.path.join(save, "metrics.json")))
     assert metrics["epochs"] == 2 and 0 <= metrics["test_accuracy"] <= 1
     assert metrics["test_error"] == pytest.approx(1 - metrics["test_accuracy"])
-    assert metrics["flags"]["routings"] == 3
+    assert metrics["config"]["routings"] == 3
     rows = list(csv.DictReader(open(os.path.join(save, "log.csv"))))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert float(rows[1]["learning_rate"]) == pytest.approx(0.001 * 0.9)
@@ -57,8 +53,17 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
     assert sorted(os.listdir(os.path.join(save, "checkpoints"))) == ["epoch-0002.keras", "epoch-0003.keras"]
 
     # --testing evaluates a saved model and draws its figures, no training.
-    result = train("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "eval"), "--testing",
-                   "--weights", os.path.join(save, "best.keras"), "--verbose", "0")
+    result = train(
+        "--data_dir",
+        mnist_dir,
+        "--save_dir",
+        str(tmp_path / "eval"),
+        "--testing",
+        "--weights",
+        os.path.join(save, "best.keras"),
+        "--verbose",
+        "0",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert os.path.exists(tmp_path / "eval" / "reconstructions.png")
     assert json.load(open(tmp_path / "eval" / "test_metrics.json"))["epochs_this_run"] == 0
@@ -125,15 +130,17 @@ def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
     rates = [float(r["learning_rate"]) for r in csv.DictReader(open(os.path.join(save, "log.csv")))]
     # 4 steps: warm-up step 0, then cosine from step 1 to 0 at step 4; the log holds each epoch's last rate.
     assert rates == pytest.approx([0.001, 0.001 * 0.5 * (1 + np.cos(np.pi * 2 / 3))], rel=1e-4)
-    result = train(*common(mnist_dir, str(tmp_path / "r2")), "--epochs", "1", "--lr_schedule", "cosine",
-                   "--warmup_steps", "2")
+    result = train(
+        *common(mnist_dir, str(tmp_path / "r2")), "--epochs", "1", "--lr_schedule", "cosine", "--warmup_steps", "2"
+    )
     assert result.returncode == 1 and "leaves no steps" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_val_split_needs_two_training_images(tmp_path):
     write_mnist(str(tmp_path / "one"), n_train=1, n_test=5)
-    result = train("--data_dir", str(tmp_path / "one"), "--save_dir", str(tmp_path / "r"), "--val_split", "0.5",
-                   timeout=120)
+    result = train(
+        "--data_dir", str(tmp_path / "one"), "--save_dir", str(tmp_path / "r"), "--val_split", "0.5", timeout=120
+    )
     assert result.returncode == 1
     assert "--val_split needs at least 2 training images, got 1" in result.stderr and "Traceback" not in result.stderr
 
@@ -142,7 +149,7 @@ def test_micro_architecture_trains_and_saves(mnist_dir, tmp_path):
     save = str(tmp_path / "micro")
     result = train(*common(mnist_dir, save), "--epochs", "1", "--architecture", "micro")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.load(open(os.path.join(save, "metrics.json")))["flags"]["architecture"] == "micro"
+    assert json.load(open(os.path.join(save, "metrics.json")))["config"]["architecture"] == "micro"
     import keras_caps
 
     model = keras.models.load_model(os.path.join(save, "final.keras"))

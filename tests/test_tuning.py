@@ -7,8 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_caps.tuning import CapsNetHyperModel, define_search_space, make_tuner, search
-from tests.test_train import common, train
+from keras_caps.training.tuning import CapsNetHyperModel, define_search_space, make_tuner, search
+from tests.helpers import common, train
+
+# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
+pytestmark = pytest.mark.slow
 
 SMALL = dict(conv_filters=16, decoder_units=(32, 64))
 
@@ -20,8 +23,18 @@ def _arrays(n, seed):
 
 @pytest.mark.parametrize("algorithm", ["hyperband", "bayesian"])
 def test_search_runs_max_trials_and_returns_a_working_best_model(algorithm, tmp_path):
-    tuner = search(_arrays(40, 0), _arrays(20, 1), str(tmp_path), algorithm=algorithm, max_trials=2,
-                   epochs=2, classes=10, seed=0, model_kwargs=SMALL, verbose=0)
+    tuner = search(
+        _arrays(40, 0),
+        _arrays(20, 1),
+        str(tmp_path),
+        algorithm=algorithm,
+        max_trials=2,
+        epochs=2,
+        classes=10,
+        seed=0,
+        model_kwargs=SMALL,
+        verbose=0,
+    )
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials)
     best = tuner.get_best_hyperparameters(1)[0].values
@@ -44,13 +57,26 @@ def test_fixed_hyperparameters_stay_fixed(tmp_path):
 
     hp = kt.HyperParameters()
     hp.Fixed("routings", 2)
-    tuner = make_tuner(CapsNetHyperModel(classes=10, model_kwargs=SMALL), str(tmp_path), algorithm="bayesian",
-                       max_trials=2, epochs=1, hyperparameters=hp, seed=0)
+    tuner = make_tuner(
+        CapsNetHyperModel(classes=10, model_kwargs=SMALL),
+        str(tmp_path),
+        algorithm="bayesian",
+        max_trials=2,
+        epochs=1,
+        hyperparameters=hp,
+        seed=0,
+    )
     tuner.search(_arrays(20, 0), validation_data=_arrays(10, 1), epochs=1, verbose=0)
     assert {t.hyperparameters.get("routings") for t in tuner.oracle.trials.values()} == {2}
     space = define_search_space(kt.HyperParameters())
-    assert {p.name for p in space.space} == {"routings", "lr", "lr_decay", "lam_recon", "primary_channels",
-                                             "batch_size"}
+    assert {p.name for p in space.space} == {
+        "routings",
+        "lr",
+        "lr_decay",
+        "lam_recon",
+        "primary_channels",
+        "batch_size",
+    }
 
 
 def test_make_tuner_rejects_bad_arguments(tmp_path):
@@ -87,11 +113,14 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
     assert model.predict(np.zeros((1, 28, 28, 1), "float32"), verbose=0).shape == (1, 10)
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--testing", "--weights", "x.keras"], "--tune and --testing exclude each other"),
-    (["--max_trials", "0"], "--max_trials must be >= 1"),
-    (["--tuner", "grid"], "grid"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--testing", "--weights", "x.keras"], "--tune and --testing exclude each other"),
+        (["--max_trials", "0"], "--max_trials must be >= 1"),
+        (["--tuner", "grid"], "grid"),
+    ],
+)
 def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):
     result = train("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "t"), "--tune", *extra, timeout=120)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

@@ -5,25 +5,7 @@ import numpy as np
 import pytest
 
 from keras_caps import CapsNet
-
-SMALL = dict(conv_filters=16, conv_kernel_size=3, primary_channels=4, primary_dim=4,
-             primary_kernel_size=3, digit_dim=8, decoder_units=(32, 64))
-
-
-def toy_data(n=96, classes=3, size=12, seed=0):
-    """Class k: a bright square in the k-th corner, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.uniform(0, 0.2, (n, size, size, 1)).astype("float32")
-    corners = [(1, 1), (1, size - 6), (size - 6, 1), (size - 6, size - 6)]
-    for i, label in enumerate(y):
-        r, c = corners[label]
-        x[i, r:r + 5, c:c + 5] = 1.0
-    return x, y
-
-
-def small_model(classes=3, routings=3, **kw):
-    return CapsNet(input_shape=(12, 12, 1), classes=classes, routings=routings, **{**SMALL, **kw})
+from tests.helpers import small_model, toy_data
 
 
 @pytest.mark.parametrize("routings", [1, 2, 3])
@@ -34,7 +16,7 @@ def test_paper_sized_shapes(routings, classes, input_shape):
     for batch in (1, 7):
         x = np.random.rand(batch, *input_shape).astype("float32")
         out = model.forward(x)
-        assert tuple(model(x).shape) == (batch, classes)
+        assert tuple(model(x)["scores"].shape) == (batch, classes)
         assert tuple(out["capsules"].shape) == (batch, classes, 16)
         assert tuple(out["reconstruction"].shape) == (batch,) + input_shape
     caps = (input_shape[0] - 8 - 8 + 1) // 2 + (1 if (input_shape[0] - 16) % 2 else 0)
@@ -76,14 +58,24 @@ def test_decoder_masks_by_label_or_longest_capsule():
     only_true = caps * np.eye(3, dtype="float32")[labels][:, :, None]
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(model.decode(caps, labels)),
-        keras.ops.convert_to_numpy(model.decode(only_true, labels)), rtol=1e-6, atol=1e-7)
+        keras.ops.convert_to_numpy(model.decode(only_true, labels)),
+        rtol=1e-6,
+        atol=1e-7,
+    )
     longest = np.argmax(np.linalg.norm(caps, axis=-1), axis=-1)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(model.decode(caps)),
-        keras.ops.convert_to_numpy(model.decode(caps, longest)), rtol=1e-6, atol=1e-7)
+        keras.ops.convert_to_numpy(model.decode(caps, longest)),
+        rtol=1e-6,
+        atol=1e-7,
+    )
     other = (longest + 1) % 3
-    assert np.abs(keras.ops.convert_to_numpy(model.decode(caps, other))
-                  - keras.ops.convert_to_numpy(model.decode(caps))).max() > 1e-3
+    assert (
+        np.abs(
+            keras.ops.convert_to_numpy(model.decode(caps, other)) - keras.ops.convert_to_numpy(model.decode(caps))
+        ).max()
+        > 1e-3
+    )
     x, _ = toy_data(4)
     assert tuple(model.reconstruct(x).shape) == (4, 12, 12, 1)
 
@@ -144,7 +136,7 @@ def test_build_again_is_a_no_op():
     model.build((None, 12, 12, 1))
     model.build([None, 12, 12, 1])
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
-    assert tuple(model(np.zeros((2, 12, 12, 1), "float32")).shape) == (2, 3)
+    assert tuple(model(np.zeros((2, 12, 12, 1), "float32"))["scores"].shape) == (2, 3)
 
 
 def test_bad_inputs_are_clear_errors():
@@ -177,9 +169,9 @@ def test_non_finite_images_give_nan_scores(bad):
     NaN (never a confident-looking number); the other images are untouched."""
     model = small_model()
     x = np.random.rand(3, 12, 12, 1).astype("float32")
-    clean = keras.ops.convert_to_numpy(model(x))
+    clean = keras.ops.convert_to_numpy(model(x)["scores"])
     x[1, 5, 5, 0] = bad
-    scores = keras.ops.convert_to_numpy(model(x))
+    scores = keras.ops.convert_to_numpy(model(x)["scores"])
     assert np.isnan(scores[1]).all()
     np.testing.assert_allclose(scores[[0, 2]], clean[[0, 2]], rtol=1e-5, atol=1e-6)
 
@@ -191,7 +183,7 @@ def test_conv_stack_shapes_and_weights():
     # 12 -> 10 (3x3) -> 4 (3x3/2) -> 1 (primary 3x3/2): 1 position x 4 capsule types.
     assert tuple(model.digit_caps.kernel.shape) == (3, 4, 8, 4)
     x = np.random.default_rng(0).uniform(0, 1, (5, 12, 12, 1)).astype("float32")
-    assert tuple(model(x).shape) == (5, 3)
+    assert tuple(model(x)["scores"].shape) == (5, 3)
     # An int beside a sequence applies to every layer.
     broadcast = small_model(conv_filters=(8, 16), conv_kernel_size=3, conv_strides=(1, 2))
     assert broadcast.conv_kernel_size == 3 and broadcast.get_config()["conv_kernel_size"] == 3
@@ -228,12 +220,15 @@ def test_named_architectures():
         CapsNet.from_architecture("tiny")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(conv_filters=(8, 16), conv_strides=(1, 2, 1)), "must have equal lengths"),
-    (dict(conv_filters=()), "`conv_filters` must be a positive integer or a non-empty sequence"),
-    (dict(conv_kernel_size=(3, 0)), "`conv_kernel_size` must be a positive integer"),
-    (dict(conv_strides=1.5), "`conv_strides` must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(conv_filters=(8, 16), conv_strides=(1, 2, 1)), "must have equal lengths"),
+        (dict(conv_filters=()), "`conv_filters` must be a positive integer or a non-empty sequence"),
+        (dict(conv_kernel_size=(3, 0)), "`conv_kernel_size` must be a positive integer"),
+        (dict(conv_strides=1.5), "`conv_strides` must be a positive integer"),
+    ],
+)
 def test_bad_conv_stacks_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         small_model(**kwargs)

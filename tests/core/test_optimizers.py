@@ -13,8 +13,8 @@ def np_torch_adam(w, grads, lr=1e-3, beta_1=0.9, beta_2=0.999, eps=1e-8, amsgrad
         v = beta_2 * v + (1 - beta_2) * g * g
         if amsgrad:
             v_max = np.maximum(v_max, v)
-        v_hat = (v_max if amsgrad else v) / (1 - beta_2 ** t)
-        w = w - lr * (m / (1 - beta_1 ** t)) / (np.sqrt(v_hat) + eps)
+        v_hat = (v_max if amsgrad else v) / (1 - beta_2**t)
+        w = w - lr * (m / (1 - beta_1**t)) / (np.sqrt(v_hat) + eps)
     return w
 
 

@@ -29,7 +29,7 @@ def test_matches_numpy_conv_reshape_squash():
     conv = np.zeros((2, 5, 5, 8))
     for i in range(5):
         for j in range(5):
-            patch = x[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :]
+            patch = x[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, :]
             conv[:, i, j] = np.einsum("bhwc,hwco->bo", patch, kernel) + bias
     expected = np_squash(conv.reshape(2, -1, 4))  # channels-last: 4 channels of one pixel
     out = keras.ops.convert_to_numpy(layer(x.astype("float32")))

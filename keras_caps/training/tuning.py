@@ -1,6 +1,6 @@
 """Hyperparameter search for CapsNet with keras-tuner.
 
-    from keras_caps.tuning import search
+    from keras_caps.training.tuning import search
     tuner = search((x_train, y_train), (x_val, y_val), directory="runs/tune",
                    algorithm="bayesian", max_trials=20, epochs=5)
     best_model = tuner.get_best_models(1)[0]
@@ -14,7 +14,7 @@ the same arguments resumes an interrupted search.
 import keras
 import keras_tuner as kt
 
-from keras_caps.capsnet import CapsNet
+from keras_caps.models.capsnet import CapsNet
 
 ALGORITHMS = ("hyperband", "bayesian")
 
@@ -50,8 +50,17 @@ class CapsNetHyperModel(kt.HyperModel):
     each trial batches them with its own `batch_size`.
     """
 
-    def __init__(self, input_shape=(28, 28, 1), classes=10, shift_pixels=2, seed=None,
-                 steps_per_epoch=None, model_kwargs=None, name="capsnet", tunable=True):
+    def __init__(
+        self,
+        input_shape=(28, 28, 1),
+        classes=10,
+        shift_pixels=2,
+        seed=None,
+        steps_per_epoch=None,
+        model_kwargs=None,
+        name="capsnet",
+        tunable=True,
+    ):
         super().__init__(name=name, tunable=tunable)
         self.input_shape = tuple(input_shape)
         self.classes = classes
@@ -63,30 +72,61 @@ class CapsNetHyperModel(kt.HyperModel):
     def build(self, hp):
         define_search_space(hp)
         model = CapsNet(
-            input_shape=self.input_shape, classes=self.classes, routings=hp.get("routings"),
-            primary_channels=hp.get("primary_channels"), lam_recon=hp.get("lam_recon"),
+            input_shape=self.input_shape,
+            classes=self.classes,
+            routings=hp.get("routings"),
+            primary_channels=hp.get("primary_channels"),
+            lam_recon=hp.get("lam_recon"),
             **self.model_kwargs,
         )
+        # The trial's schedule is made in fit(), where its batch size (hence steps per epoch) is known.
         model.compile(optimizer=keras.optimizers.Adam(hp.get("lr")))
         return model
 
     def fit(self, hp, model, train, validation_data=None, callbacks=None, epochs=1, **kwargs):
-        from keras_caps.data import make_dataset
-        from keras_caps.schedules import EpochDecay
+        import math
+
+        from keras_caps.data.datasets import make_dataset
+        from keras_caps.training.schedules import learning_rate_schedule
 
         batch_size = hp.get("batch_size")
-        train_ds = make_dataset(*train, batch_size, training=True, shift_pixels=self.shift_pixels,
-                                seed=self.seed, repeat=self.steps_per_epoch is not None)
+        steps = self.steps_per_epoch or math.ceil(len(train[0]) / batch_size)
+        train_ds = make_dataset(
+            *train,
+            batch_size,
+            training=True,
+            shift_pixels=self.shift_pixels,
+            seed=self.seed,
+            repeat=self.steps_per_epoch is not None,
+        )
         val_ds = make_dataset(*validation_data, batch_size, training=False) if validation_data else None
-        schedule = EpochDecay(hp.get("lr"), hp.get("lr_decay"))
-        return model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                         steps_per_epoch=self.steps_per_epoch,
-                         callbacks=[schedule] + list(callbacks or []), shuffle=False, **kwargs)
+        model.optimizer.learning_rate = learning_rate_schedule(
+            "exponential", hp.get("lr"), steps, epochs * steps, decay=hp.get("lr_decay")
+        )
+        return model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            callbacks=list(callbacks or []),
+            shuffle=False,
+            **kwargs,
+        )
 
 
-def make_tuner(hypermodel, directory, algorithm="hyperband", max_trials=10, epochs=10,
-               project_name="tuner", seed=None, distribution_strategy=None, hyperparameters=None,
-               overwrite=False, **kwargs):
+def make_tuner(
+    hypermodel,
+    directory,
+    algorithm="hyperband",
+    max_trials=10,
+    epochs=10,
+    project_name="tuner",
+    seed=None,
+    distribution_strategy=None,
+    hyperparameters=None,
+    overwrite=False,
+    **kwargs,
+):
     """A keras-tuner `Hyperband` or `BayesianOptimization` tuner maximising `val_accuracy`.
 
     `epochs` is each trial's training length (Hyperband: the most any trial
@@ -98,9 +138,15 @@ def make_tuner(hypermodel, directory, algorithm="hyperband", max_trials=10, epoc
     if max_trials < 1:
         raise ValueError(f"max_trials must be >= 1, got {max_trials}.")
     common = dict(
-        hypermodel=hypermodel, objective=kt.Objective("val_accuracy", "max"), seed=seed,
-        hyperparameters=hyperparameters, directory=directory, project_name=project_name,
-        distribution_strategy=distribution_strategy, overwrite=overwrite, **kwargs,
+        hypermodel=hypermodel,
+        objective=kt.Objective("val_accuracy", "max"),
+        seed=seed,
+        hyperparameters=hyperparameters,
+        directory=directory,
+        project_name=project_name,
+        distribution_strategy=distribution_strategy,
+        overwrite=overwrite,
+        **kwargs,
     )
     if algorithm == "bayesian":
         return kt.BayesianOptimization(max_trials=max_trials, **common)
@@ -111,9 +157,22 @@ def make_tuner(hypermodel, directory, algorithm="hyperband", max_trials=10, epoc
     return tuner
 
 
-def search(train, validation, directory, algorithm="hyperband", max_trials=10, epochs=10,
-           input_shape=None, classes=None, shift_pixels=2, seed=None, steps_per_epoch=None,
-           model_kwargs=None, verbose=1, **tuner_kwargs):
+def search(
+    train,
+    validation,
+    directory,
+    algorithm="hyperband",
+    max_trials=10,
+    epochs=10,
+    input_shape=None,
+    classes=None,
+    shift_pixels=2,
+    seed=None,
+    steps_per_epoch=None,
+    model_kwargs=None,
+    verbose=1,
+    **tuner_kwargs,
+):
     """Runs (or resumes) a search and returns the tuner.
 
     Args:
@@ -126,10 +185,15 @@ def search(train, validation, directory, algorithm="hyperband", max_trials=10, e
     """
     images, labels = train
     hypermodel = CapsNetHyperModel(
-        input_shape=input_shape or images.shape[1:], classes=classes or int(labels.max()) + 1,
-        shift_pixels=shift_pixels, seed=seed, steps_per_epoch=steps_per_epoch, model_kwargs=model_kwargs,
+        input_shape=input_shape or images.shape[1:],
+        classes=classes or int(labels.max()) + 1,
+        shift_pixels=shift_pixels,
+        seed=seed,
+        steps_per_epoch=steps_per_epoch,
+        model_kwargs=model_kwargs,
     )
-    tuner = make_tuner(hypermodel, directory, algorithm=algorithm, max_trials=max_trials,
-                       epochs=epochs, seed=seed, **tuner_kwargs)
+    tuner = make_tuner(
+        hypermodel, directory, algorithm=algorithm, max_trials=max_trials, epochs=epochs, seed=seed, **tuner_kwargs
+    )
     tuner.search(train, validation_data=validation, epochs=epochs, verbose=verbose)
     return tuner

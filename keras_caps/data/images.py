@@ -59,7 +59,7 @@ def to_model_input(image, shape):
         gray /= gray.max()
     rows, cols = np.nonzero(gray > 0.2)
     if len(rows):
-        gray = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        gray = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     box = max(1, round(min(height, width) * 20 / 28))
     scale = box / max(gray.shape)
     size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
@@ -69,5 +69,5 @@ def to_model_input(image, shape):
     cy, cx = ((np.indices(digit.shape) * digit).reshape(2, -1).sum(1) / mass) if mass else np.array(digit.shape) / 2
     top = int(np.clip(round(height / 2 - cy), 0, height - digit.shape[0]))
     left = int(np.clip(round(width / 2 - cx), 0, width - digit.shape[1]))
-    canvas[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return canvas[..., None]

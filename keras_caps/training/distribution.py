@@ -67,15 +67,14 @@ def step_outputs(results):
 
     if _workers(tf.distribute.get_strategy()) < 2:
         return results
-    return {name: tf.reshape(value, (1,)) if value.shape.rank == 0 else value
-            for name, value in results.items()}
+    return {name: tf.reshape(value, (1,)) if value.shape.rank == 0 else value for name, value in results.items()}
 
 
 def _cluster_spec():
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise StrategyError(
-            "--strategy multi_worker needs TF_CONFIG, e.g. "
+            "Strategy multi_worker needs TF_CONFIG, e.g. "
             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}.'
         )
     try:
@@ -106,6 +105,13 @@ def make_strategy(name="default", devices=None):
     Create it before any other TensorFlow work: multi-worker collectives are
     configured when the strategy is made.
     """
+    if keras.backend.backend() != "tensorflow":
+        if name != "default":
+            raise StrategyError(
+                f"Strategy {name!r} is tf.distribute's: it needs the TensorFlow backend "
+                f"(Keras runs on {keras.backend.backend()!r})."
+            )
+        return SingleDevice()
     import tensorflow as tf
 
     if name == "default":
@@ -121,9 +127,21 @@ def make_strategy(name="default", devices=None):
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as error:
-            raise StrategyError(f"--strategy tpu: no TPU found here ({str(error).splitlines()[0]}).") from None
+            raise StrategyError(f"Strategy 'tpu': no TPU found here ({str(error).splitlines()[0]}).") from None
         return tf.distribute.TPUStrategy(resolver)
     raise StrategyError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+
+
+class SingleDevice:
+    """The default strategy's interface on backends without tf.distribute."""
+
+    num_replicas_in_sync = 1
+    cluster_resolver = None
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def is_chief(strategy):

@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from export.errors import ExportError
+from keras_caps.export.errors import ExportError
 
 # name -> what it is. File names are capsnet_<name>.tflite.
 VARIANTS = {
@@ -38,9 +38,8 @@ def _integer_io(flatbuffer, io_type):
     runs) makes `images` and `reconstruction` int8/uint8, then `scores`, which
     the float squash computes, get a QUANTIZE of their own (see `_quantize_outputs`).
     """
-    from tensorflow.lite.python.util import modify_model_io_type
-
     from absl import logging as absl_logging
+    from tensorflow.lite.python.util import modify_model_io_type
 
     dtype = {"int8": tf.int8, "uint8": tf.uint8}[io_type]
     flatbuffer = _argmax_before_dequantize(flatbuffer)
@@ -77,8 +76,7 @@ def _builtin(code):
 def operator_names(model):
     """Names of a loaded model's main-subgraph operators, in execution order."""
     names = _builtin_operator_names()
-    return [names.get(_builtin(model.operatorCodes[op.opcodeIndex]), "UNKNOWN")
-            for op in model.subgraphs[0].operators]
+    return [names.get(_builtin(model.operatorCodes[op.opcodeIndex]), "UNKNOWN") for op in model.subgraphs[0].operators]
 
 
 def _argmax_before_dequantize(flatbuffer):
@@ -91,8 +89,11 @@ def _argmax_before_dequantize(flatbuffer):
     codes = [_builtin(c) for c in model.operatorCodes]
     graph = model.subgraphs[0]
     outputs = set(int(i) for i in graph.outputs)
-    source = {int(op.outputs[0]): int(op.inputs[0]) for op in graph.operators
-              if codes[op.opcodeIndex] == schema.BuiltinOperator.DEQUANTIZE and int(op.outputs[0]) in outputs}
+    source = {
+        int(op.outputs[0]): int(op.inputs[0])
+        for op in graph.operators
+        if codes[op.opcodeIndex] == schema.BuiltinOperator.DEQUANTIZE and int(op.outputs[0]) in outputs
+    }
     changed = False
     for op in graph.operators:
         if codes[op.opcodeIndex] == schema.BuiltinOperator.ARG_MAX and int(op.inputs[0]) in source:
@@ -160,8 +161,14 @@ def pretransposed_matmul_weights(flatbuffer):
     model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
     uses = collections.Counter(int(i) for op in graph.operators for i in op.inputs)
-    itemsize = {schema.TensorType.INT8: 1, schema.TensorType.UINT8: 1, schema.TensorType.INT16: 2,
-                schema.TensorType.FLOAT32: 4, schema.TensorType.FLOAT16: 2, schema.TensorType.INT32: 4}
+    itemsize = {
+        schema.TensorType.INT8: 1,
+        schema.TensorType.UINT8: 1,
+        schema.TensorType.INT16: 2,
+        schema.TensorType.FLOAT32: 4,
+        schema.TensorType.FLOAT16: 2,
+        schema.TensorType.INT32: 4,
+    }
     changed = False
     for name, op in zip(operator_names(model), graph.operators):
         if name != "BATCH_MATMUL" or op.builtinOptions.adjY:
@@ -171,8 +178,14 @@ def pretransposed_matmul_weights(flatbuffer):
         buffer = model.buffers[tensor.buffer]
         quantization = tensor.quantization
         per_channel = quantization is not None and quantization.scale is not None and len(quantization.scale) > 1
-        if (buffer.data is None or len(buffer.data) == 0 or uses[index] != 1 or per_channel
-                or tensor.type not in itemsize or len(tensor.shape) < 2):
+        if (
+            buffer.data is None
+            or len(buffer.data) == 0
+            or uses[index] != 1
+            or per_channel
+            or tensor.type not in itemsize
+            or len(tensor.shape) < 2
+        ):
             continue
         shape = [int(d) for d in tensor.shape]
         values = np.frombuffer(bytes(buffer.data), np.dtype(f"V{itemsize[tensor.type]}")).reshape(shape)
@@ -216,8 +229,9 @@ def check_builtin_only(flatbuffer, variant):
         )
 
 
-def convert(saved_model_dir, variant, representative_images=None, io_type="float32", legacy_runtimes=True,
-            integer_only=False):
+def convert(
+    saved_model_dir, variant, representative_images=None, io_type="float32", legacy_runtimes=True, integer_only=False
+):
     """Converts the SavedModel's `serving_default` to one TFLite variant.
 
     Args:
@@ -262,8 +276,9 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
 
         converter.representative_dataset = representative
         if io_type not in INT8_IO_TYPES:
-            raise ExportError(f"int8 file: input/output type {io_type!r} is not supported; "
-                              f"use {', '.join(INT8_IO_TYPES)}.")
+            raise ExportError(
+                f"int8 file: input/output type {io_type!r} is not supported; use {', '.join(INT8_IO_TYPES)}."
+            )
     try:
         if variant == "int8":
             # Selective quantization: TFLite's own tool for keeping named ops in float.
@@ -271,7 +286,8 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
                 converter=converter,
                 debug_dataset=lambda: ([image[None]] for image in images[:8]),
                 debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_ops=[] if integer_only else INT8_FLOAT_OPS, fully_quantize=False),
+                    denylisted_ops=[] if integer_only else INT8_FLOAT_OPS, fully_quantize=False
+                ),
             )
             flatbuffer = debugger.get_nondebug_quantized_model()
             if io_type != "float32":
@@ -287,8 +303,10 @@ def convert(saved_model_dir, variant, representative_images=None, io_type="float
     if variant == "int8" and integer_only and io_type != "float32":
         float_ops = float_arithmetic(flatbuffer)
         if float_ops:
-            raise ExportError(f"The int8 file is not integer-only: {', '.join(float_ops)} compute in float. "
-                              "Export the SavedModel with integer_only=True, or allow float ops.")
+            raise ExportError(
+                f"The int8 file is not integer-only: {', '.join(float_ops)} compute in float. "
+                "Export the SavedModel with integer_only=True, or allow float ops."
+            )
     return flatbuffer
 
 
@@ -303,6 +321,7 @@ def float_arithmetic(flatbuffer):
     for name, op in zip(operator_names(model), graph.operators):
         tensors = [int(t) for t in op.inputs] + [int(t) for t in op.outputs]
         if name not in ("QUANTIZE", "DEQUANTIZE") and any(
-                t >= 0 and graph.tensors[t].type == schema.TensorType.FLOAT32 for t in tensors):
+            t >= 0 and graph.tensors[t].type == schema.TensorType.FLOAT32 for t in tensors
+        ):
             found.add(name)
     return sorted(found)

@@ -49,7 +49,7 @@ def _tile(images, columns):
     canvas = np.ones((rows * h, columns * w, c), dtype=np.float32)
     for i, image in enumerate(images):
         r, col = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+        canvas[r * h : (r + 1) * h, col * w : (col + 1) * w] = image
     return canvas
 
 
@@ -69,7 +69,7 @@ def plot_reconstructions(model, images, path, count=50, columns=10):
     recon = np.asarray(model.reconstruct(images))
     blocks = []
     for start in range(0, len(images), columns):
-        blocks += [images[start:start + columns], recon[start:start + columns]]
+        blocks += [images[start : start + columns], recon[start : start + columns]]
     # Pad short rows so that originals and reconstructions stay aligned.
     padded = [np.concatenate([b, np.ones((columns - len(b),) + b.shape[1:], np.float32)]) for b in blocks]
     _show(_tile(np.concatenate(padded), columns), path, "test images (odd rows) and reconstructions (even rows)")
@@ -85,9 +85,10 @@ def plot_manipulated_latent(model, image, path, low=-0.25, high=0.25, step=0.05)
     dim = capsules.shape[-1]
     batch = np.repeat(capsules, dim * len(tweaks), axis=0)
     for d in range(dim):
-        batch[d * len(tweaks):(d + 1) * len(tweaks), label, d] += tweaks
+        batch[d * len(tweaks) : (d + 1) * len(tweaks), label, d] += tweaks
     labels = np.full((len(batch),), label)
     decoded = np.asarray(model.decode(batch, labels))
-    _show(_tile(decoded, len(tweaks)), path,
-          f"class {label}: dimension d (row) + [{low}, {high}] step {step} (columns)")
+    _show(
+        _tile(decoded, len(tweaks)), path, f"class {label}: dimension d (row) + [{low}, {high}] step {step} (columns)"
+    )
     return label

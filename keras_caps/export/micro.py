@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from export.errors import ExportError
+from keras_caps.export.errors import ExportError
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_tflm_worker.py")
 # TFLM aligns its arena allocations to 16 bytes: the arena search stops there.
@@ -32,16 +32,20 @@ def _tflm_available():
     try:
         import tflite_micro  # noqa: F401
     except ImportError:
-        raise TFLMError("TFLite Micro is not installed: `pip install -r requirements.txt` "
-                        "installs its Python interpreter (package tflite-micro).") from None
+        raise TFLMError(
+            "TFLite Micro is not installed: `pip install -r requirements.txt` "
+            "installs its Python interpreter (package tflite-micro)."
+        ) from None
 
 
 def _failure(stderr, returncode, arena_size):
     """What went wrong in the child, from TFLM's own messages."""
     missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", stderr)))
     if missing:
-        return (f"TFLM has no kernel for {', '.join(missing)}: the file cannot run on a "
-                "microcontroller. Export a model whose layers convert to ops TFLM has.")
+        return (
+            f"TFLM has no kernel for {', '.join(missing)}: the file cannot run on a "
+            "microcontroller. Export a model whose layers convert to ops TFLM has."
+        )
     if "Failed to allocate" in stderr or "failed to allocate" in stderr.lower():
         short = re.search(r"missing: (\d+)", stderr)
         more = f" ({short.group(1)} bytes short)" if short else ""
@@ -50,11 +54,17 @@ def _failure(stderr, returncode, arena_size):
     if prepare:
         detail = next((line.strip() for line in stderr.splitlines() if line.strip()), "")
         return f"TFLM's {prepare.group(1)} kernel (operator {prepare.group(2)}) failed to {prepare.group(3)}: {detail}"
-    lines = [line.strip() for line in stderr.splitlines()
-             if line.strip() and "temp buffers" not in line and "ResetTempAllocations" not in line]
+    lines = [
+        line.strip()
+        for line in stderr.splitlines()
+        if line.strip() and "temp buffers" not in line and "ResetTempAllocations" not in line
+    ]
     if returncode < 0:
-        return (f"TFLM aborted (signal {-returncode}) while loading or running the file"
-                + (f": {lines[-1]}" if lines else "") + ".")
+        return (
+            f"TFLM aborted (signal {-returncode}) while loading or running the file"
+            + (f": {lines[-1]}" if lines else "")
+            + "."
+        )
     return "TFLM failed: " + (lines[-1] if lines else f"exit status {returncode}")
 
 
@@ -66,8 +76,9 @@ def check_kernel_limits(flatbuffer):
     constant softmax inputs, as an untrained CapsNet's routing logits are,
     gives a smaller scale.
     """
-    from export.tflite import load_flatbuffer, operator_names
     from tensorflow.lite.python import schema_py_generated as schema
+
+    from keras_caps.export.tflite import load_flatbuffer, operator_names
 
     model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
@@ -77,11 +88,12 @@ def check_kernel_limits(flatbuffer):
             continue
         scale = float(tensor.quantization.scale[0])
         beta = float(op.builtinOptions.beta) if op.builtinOptions is not None else 1.0
-        if beta * scale * 2.0 ** 26 <= 1.0:
+        if beta * scale * 2.0**26 <= 1.0:
             raise TFLMError(
                 f"SOFTMAX (operator {number}, input {tensor.name.decode(errors='replace')}) has an int8 input "
-                f"scale of {scale:.3g}; TFLM's kernel needs more than {2.0 ** -26 / beta:.3g} and would abort. "
-                "Its inputs were almost constant on the calibration images: is the model trained?")
+                f"scale of {scale:.3g}; TFLM's kernel needs more than {2.0**-26 / beta:.3g} and would abort. "
+                "Its inputs were almost constant on the calibration images: is the model trained?"
+            )
 
 
 def run_tflm(flatbuffer, images, arena_size, latency_runs=0, output_index=0):
@@ -112,8 +124,19 @@ def _run_child(scratch, images, arena_size, latency_runs=0, output_index=0):
     inputs, outputs = os.path.join(scratch, "images.npy"), os.path.join(scratch, "out.npy")
     np.save(inputs, np.asarray(images, np.float32))
     result = subprocess.run(
-        [sys.executable, WORKER, os.path.join(scratch, "model.tflite"), str(int(arena_size)), inputs, outputs,
-         str(int(latency_runs)), str(int(output_index))], capture_output=True, text=True)
+        [
+            sys.executable,
+            WORKER,
+            os.path.join(scratch, "model.tflite"),
+            str(int(arena_size)),
+            inputs,
+            outputs,
+            str(int(latency_runs)),
+            str(int(output_index)),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise TFLMError(_failure(result.stderr, result.returncode, arena_size))
     return np.load(outputs), json.loads(result.stdout.strip().splitlines()[-1])
@@ -168,18 +191,19 @@ def _runs(scratch, image, arena):
 
 def scores_output(flatbuffer):
     """`(position, dtype, scale, zero_point)` of the file's `scores` output."""
-    from export.tflite import load_flatbuffer
     from tensorflow.lite.python import schema_py_generated as schema
+
+    from keras_caps.export.tflite import load_flatbuffer
 
     graph = load_flatbuffer(flatbuffer).subgraphs[0]
     outputs = [graph.tensors[int(i)] for i in graph.outputs]
     position = next((p for p, t in enumerate(outputs) if b"scores" in (t.name or b"")), None)
     if position is None:  # unnamed: the one 2-D non-integer-id output
-        position = next(p for p, t in enumerate(outputs)
-                        if len(t.shape) == 2 and t.type != schema.TensorType.INT32)
+        position = next(p for p, t in enumerate(outputs) if len(t.shape) == 2 and t.type != schema.TensorType.INT32)
     tensor = outputs[position]
-    dtype = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT8: np.int8,
-             schema.TensorType.UINT8: np.uint8}[tensor.type]
+    dtype = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8}[
+        tensor.type
+    ]
     quantization = tensor.quantization
     scale = float(quantization.scale[0]) if quantization is not None and quantization.scale is not None else 1.0
     zero = int(quantization.zeroPoint[0]) if quantization is not None and quantization.zeroPoint is not None else 0
@@ -220,11 +244,13 @@ def verify(flatbuffer, images, litert_scores, arena_limit=None, latency_runs=50)
     """
     arena = smallest_arena(flatbuffer, images[0])
     if arena_limit is not None and arena > arena_limit:
-        raise TFLMError(f"the model needs a tensor arena of {arena} bytes in TFLM; the limit given is "
-                        f"{arena_limit} bytes. Use a smaller architecture (e.g. CapsNet.from_architecture"
-                        "('micro')) or a device with more RAM.")
+        raise TFLMError(
+            f"the model needs a tensor arena of {arena} bytes in TFLM; the limit given is "
+            f"{arena_limit} bytes. Use a smaller architecture (e.g. CapsNet.from_architecture"
+            "('micro')) or a device with more RAM."
+        )
     scores, info = tflm_scores(flatbuffer, images, arena, latency_runs)
-    optimized = np.asarray(litert_scores, np.float32)[:len(images)]
+    optimized = np.asarray(litert_scores, np.float32)[: len(images)]
     reference = litert_reference_scores(flatbuffer, images)
     return {
         "tflm_arena_bytes": arena,
@@ -239,7 +265,7 @@ def verify(flatbuffer, images, litert_scores, arena_limit=None, latency_runs=50)
 
 def litert_reference_scores(flatbuffer, images):
     """Float32 scores of the file in LiteRT with its reference kernels, one image a call, as TFLM runs it."""
-    from keras_caps.model_files import litert_interpreter, quantize_input
+    from keras_caps.models.files import litert_interpreter, quantize_input
 
     interpreter = litert_interpreter(flatbuffer, reference_kernels=True)
     details = interpreter.get_input_details()[0]
@@ -255,7 +281,7 @@ def litert_reference_scores(flatbuffer, images):
 
 def operator_counts(flatbuffer):
     """`{op name: how many}` of the file's main graph."""
-    from export.tflite import load_flatbuffer, operator_names
+    from keras_caps.export.tflite import load_flatbuffer, operator_names
 
     return dict(sorted(collections.Counter(operator_names(load_flatbuffer(flatbuffer))).items()))
 
@@ -267,7 +293,7 @@ def multiply_accumulates(flatbuffer):
     output elements times the products each sums. Element-wise ops, softmax and
     reductions are left out (a few percent of a CapsNet's work).
     """
-    from export.tflite import load_flatbuffer, operator_names
+    from keras_caps.export.tflite import load_flatbuffer, operator_names
 
     model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
@@ -300,15 +326,19 @@ def c_array(flatbuffer, name, header_file=None):
         raise ExportError(f"C array name {name!r} is not a C identifier.")
     rows = []
     for start in range(0, len(flatbuffer), 12):
-        rows.append("  " + ", ".join(f"0x{b:02x}" for b in flatbuffer[start:start + 12]) + ",")
+        rows.append("  " + ", ".join(f"0x{b:02x}" for b in flatbuffer[start : start + 12]) + ",")
     guard = name.upper() + "_H_"
-    header = (f"// {name}: a TFLite flatbuffer of {len(flatbuffer)} bytes, written by keras-caps' exporter.\n"
-              f"#ifndef {guard}\n#define {guard}\n\n"
-              f"extern const unsigned char {name}[];\nextern const unsigned int {name}_len;\n\n#endif  // {guard}\n")
-    source = (f'#include "{header_file or name + ".h"}"\n\n'
-              "// TFLM reads the model in place: 16-byte alignment, as its examples use.\n"
-              f"alignas(16) const unsigned char {name}[] = {{\n" + "\n".join(rows) + "\n};\n"
-              f"const unsigned int {name}_len = {len(flatbuffer)};\n")
+    header = (
+        f"// {name}: a TFLite flatbuffer of {len(flatbuffer)} bytes, written by keras-caps' exporter.\n"
+        f"#ifndef {guard}\n#define {guard}\n\n"
+        f"extern const unsigned char {name}[];\nextern const unsigned int {name}_len;\n\n#endif  // {guard}\n"
+    )
+    source = (
+        f'#include "{header_file or name + ".h"}"\n\n'
+        "// TFLM reads the model in place: 16-byte alignment, as its examples use.\n"
+        f"alignas(16) const unsigned char {name}[] = {{\n" + "\n".join(rows) + "\n};\n"
+        f"const unsigned int {name}_len = {len(flatbuffer)};\n"
+    )
     return source, header
 
 
@@ -320,4 +350,3 @@ def write_c_array(flatbuffer, folder, stem, name):
         with open(path, "w") as fh:
             fh.write(text)
     return paths
-

@@ -25,7 +25,7 @@ def serving_fn(model, scores_only=False):
     @tf.function(input_signature=[spec])
     def serve(images):
         if scores_only:
-            scores = model(images)
+            scores = model(images)["scores"]
             return {"scores": scores, "class_id": tf.argmax(scores, axis=-1, output_type=tf.int32)}
         out = model.forward(images)
         return {

@@ -56,8 +56,7 @@ def _read_exactly(stream, size, path):
         remaining -= len(chunk)
     if remaining:
         raise DataError(
-            f"{path}: truncated: the header declares {size} bytes of data, "
-            f"the file holds {size - remaining}."
+            f"{path}: truncated: the header declares {size} bytes of data, the file holds {size - remaining}."
         )
     return b"".join(chunks)
 
@@ -90,10 +89,7 @@ def read_idx(path):
             size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
             # Zero-sized dimensions do not make (2^32, 2^32, 0) a shape worth trusting.
             if np.prod([max(d, 1) for d in shape], dtype=np.float64) * dtype.itemsize > MAX_BYTES:
-                raise DataError(
-                    f"{path}: declares shape {shape}, beyond the {MAX_BYTES} bytes "
-                    "this reader accepts."
-                )
+                raise DataError(f"{path}: declares shape {shape}, beyond the {MAX_BYTES} bytes this reader accepts.")
             data = _read_exactly(stream, size, path)
             if stream.read(1):
                 raise DataError(f"{path}: more data than its header's shape {shape} declares.")
@@ -105,20 +101,16 @@ def read_idx(path):
 def find_mnist_files(data_dir):
     """Paths of the four MNIST IDX files in `data_dir` (`.gz` or raw; `-` or `.` before `idx`)."""
     if not os.path.isdir(data_dir):
-        raise DataError(f"--data_dir {data_dir}: no such directory.")
+        raise DataError(f"`data_dir` {data_dir}: no such directory.")
     names = os.listdir(data_dir)
     found = {}
     for key, stem in MNIST_FILES.items():
         prefix, suffix = stem.split("-idx")
-        candidates = [
-            prefix + sep + "idx" + suffix + ext
-            for sep in ("-", ".")
-            for ext in (".gz", "")
-        ]
+        candidates = [prefix + sep + "idx" + suffix + ext for sep in ("-", ".") for ext in (".gz", "")]
         match = next((c for c in candidates if c in names), None)
         if match is None:
             raise DataError(
-                f"--data_dir {data_dir}: missing {stem}(.gz); it needs the four MNIST "
+                f"`data_dir` {data_dir}: missing {stem}(.gz); it needs the four MNIST "
                 f"files: {', '.join(MNIST_FILES.values())} (each .gz or raw)."
             )
         found[key] = os.path.join(data_dir, match)
@@ -132,8 +124,7 @@ def _check_pair(images, labels, images_path, labels_path):
         raise DataError(f"{labels_path}: expected labels of shape (count,), got {labels.shape}.")
     if images.shape[0] != labels.shape[0]:
         raise DataError(
-            f"{images_path} holds {images.shape[0]} images but {labels_path} "
-            f"holds {labels.shape[0]} labels."
+            f"{images_path} holds {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels."
         )
 
 
@@ -162,8 +153,7 @@ def load_mnist_idx(data_dir, image_size=(28, 28)):
     train_shape, test_shape = out[0][0].shape[1:], out[1][0].shape[1:]
     if train_shape != test_shape:
         raise DataError(
-            f"{paths['train_images']} has {train_shape} images but "
-            f"{paths['test_images']} has {test_shape}."
+            f"{paths['train_images']} has {train_shape} images but {paths['test_images']} has {test_shape}."
         )
     return tuple(out)
 

@@ -67,11 +67,11 @@ def check_writable(save_dir, min_free=MIN_FREE_BYTES):
         atomic_write_bytes(os.path.join(save_dir, ".write-test"), b"ok")
         os.remove(os.path.join(save_dir, ".write-test"))
     except OSError as error:
-        raise OSError(f"--save_dir {save_dir} is not writable: {error.strerror or error}.") from None
+        raise OSError(f"`save_dir` {save_dir} is not writable: {error.strerror or error}.") from None
     free = shutil.disk_usage(save_dir).free
     if free < min_free:
         raise OSError(
-            f"--save_dir {save_dir}: only {free >> 20} MiB free; a run needs at least "
+            f"`save_dir` {save_dir}: only {free >> 20} MiB free; a run needs at least "
             f"{min_free >> 20} MiB for its checkpoints."
         )
 
@@ -125,9 +125,9 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.best = value
             save_model_atomic(self.model, os.path.join(self.save_dir, "best.keras"))
         save_model_atomic(self.model, os.path.join(folder, f"epoch-{done:04d}.keras"))
-        for old, name in sorted(
-            (int(m.group(1)), n) for n in os.listdir(folder) if (m := _EPOCH_FILE.match(n))
-        )[: -self.keep]:
+        for _old, name in sorted((int(m.group(1)), n) for n in os.listdir(folder) if (m := _EPOCH_FILE.match(n)))[
+            : -self.keep
+        ]:
             os.remove(os.path.join(folder, name))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def predict_batches(fn, images, batch_size=100):
-    return np.concatenate([fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    return np.concatenate([fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 def median_latency_ms(fn, image, repeats=50, warmup=5):

@@ -1,6 +1,5 @@
 """CapsNet: the paper's MNIST network as a subclassed `keras.Model`."""
 
-import contextlib
 import math
 
 import keras
@@ -8,35 +7,10 @@ from keras import ops
 
 from keras_caps import losses
 from keras_caps.activations import safe_norm
-from keras_caps.dense_capsule import DenseCapsule, check_routings
-from keras_caps.distribution import local_values, replicas_in_sync, step_outputs
-from keras_caps.primary_capsule import PrimaryCapsule
-
-# PyTorch's default for Conv2d and Linear (kaiming_uniform with a=sqrt(5)):
-# U(-1/sqrt(fan_in), 1/sqrt(fan_in)). See BENCHMARKS.md for why it is ours too.
-TORCH_UNIFORM = {
-    "class_name": "VarianceScaling",
-    "config": {"scale": 1.0 / 3.0, "mode": "fan_in", "distribution": "uniform"},
-}
-
-
-@keras.saving.register_keras_serializable(package="keras_caps")
-class FanInUniform(keras.initializers.Initializer):
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for a bias, whose own shape does not tell fan_in.
-
-    PyTorch initialises Conv2d and Linear biases so; Keras uses zeros.
-    """
-
-    def __init__(self, fan_in, seed=None):
-        self.fan_in = int(fan_in)
-        self.seed = seed
-
-    def __call__(self, shape, dtype=None):
-        limit = 1.0 / math.sqrt(self.fan_in)
-        return keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
-
-    def get_config(self):
-        return {"fan_in": self.fan_in, "seed": self.seed}
+from keras_caps.initializers import TORCH_UNIFORM, FanInUniform
+from keras_caps.layers.dense_capsule import DenseCapsule, check_routings
+from keras_caps.layers.primary_capsule import PrimaryCapsule
+from keras_caps.training.distribution import local_values, replicas_in_sync, step_outputs
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")
@@ -83,10 +57,19 @@ class CapsNet(keras.Model):
             `"grouped_conv"` for int8 TFLite files. Same weights and values.
 
     Call:
-        `model(images)` and `model.predict(images)` return the class scores
-        (capsule lengths, float32, `(batch, classes)`). `model.forward(images)`
-        returns a dict with `scores`, `capsules` and `reconstruction`;
-        `model.reconstruct(images, labels=None)` just the reconstruction.
+        `model(images)` returns a dict: `scores`, the class scores (capsule
+        lengths, float32, `(batch, classes)`), and `capsules`, the digit
+        capsules `(batch, classes, digit_dim)`. `model.predict(images)` returns
+        the scores alone (through `predict_step`), as a classifier's does.
+        `model.forward(images)` adds the `reconstruction`;
+        `model.reconstruct(images, labels=None)` returns just that.
+
+        One output structure whatever the caller: the loss decodes the
+        capsules, so `call` must return them to `fit` and `evaluate`, while a
+        user of `predict` wants the scores. A separate backbone model (the
+        keras-hub way) would split one network that has a single input and a
+        single task into two saved objects; the dict keeps one, and
+        `predict_step` is Keras's place to pick what `predict` returns.
 
     Named configurations (`ARCHITECTURES`): `"paper"`, the paper's 8.2M
     weights (the defaults), and `"micro"`, 0.26M weights before the decoder,
@@ -128,8 +111,7 @@ class CapsNet(keras.Model):
         input_shape = tuple(input_shape)
         if len(input_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape):
             raise ValueError(
-                "CapsNet: `input_shape` must be (height, width, channels) of "
-                f"positive integers, got {input_shape!r}."
+                f"CapsNet: `input_shape` must be (height, width, channels) of positive integers, got {input_shape!r}."
             )
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
             raise ValueError(f"CapsNet: `classes` must be an integer >= 2, got {classes!r}.")
@@ -140,7 +122,8 @@ class CapsNet(keras.Model):
         self.conv_batch_norm = bool(conv_batch_norm)
         # As given: an int stays an int (a one-conv model's config is as it always was).
         self.conv_filters, self.conv_kernel_size, self.conv_strides = (
-            tuple(v) if isinstance(v, (list, tuple)) else v for v in (conv_filters, conv_kernel_size, conv_strides))
+            tuple(v) if isinstance(v, (list, tuple)) else v for v in (conv_filters, conv_kernel_size, conv_strides)
+        )
         self.primary_channels = primary_channels
         self.primary_dim = primary_dim
         self.primary_kernel_size = primary_kernel_size
@@ -172,44 +155,70 @@ class CapsNet(keras.Model):
         policy = self.dtype_policy
         conv_layers, channels = [], input_shape[-1]
         for i, (filters, kernel_size, strides) in enumerate(convs):
-            conv_layers.append(keras.layers.Conv2D(
-                filters, kernel_size, strides=strides, activation=None if conv_batch_norm else "relu",
-                use_bias=not conv_batch_norm, kernel_initializer=init(),
-                bias_initializer=bias_init(kernel_size ** 2 * channels), dtype=policy, name=f"conv{i + 1}",
-            ))
+            conv_layers.append(
+                keras.layers.Conv2D(
+                    filters,
+                    kernel_size,
+                    strides=strides,
+                    activation=None if conv_batch_norm else "relu",
+                    use_bias=not conv_batch_norm,
+                    kernel_initializer=init(),
+                    bias_initializer=bias_init(kernel_size**2 * channels),
+                    dtype=policy,
+                    name=f"conv{i + 1}",
+                )
+            )
             channels = filters
         # `conv1` by itself so that models saved before stacks existed still load.
         self.conv1, self.more_convs = conv_layers[0], conv_layers[1:]
-        self.conv_norms = [keras.layers.BatchNormalization(dtype=policy, name=f"conv{i + 1}_norm")
-                           for i in range(len(conv_layers) if conv_batch_norm else 0)]
+        self.conv_norms = [
+            keras.layers.BatchNormalization(dtype=policy, name=f"conv{i + 1}_norm")
+            for i in range(len(conv_layers) if conv_batch_norm else 0)
+        ]
         self.primary_caps = PrimaryCapsule(
-            num_channels=primary_channels, dim_capsule=primary_dim,
-            kernel_size=primary_kernel_size, strides=primary_strides,
-            kernel_initializer=init(), bias_initializer=bias_init(primary_kernel_size ** 2 * channels),
-            dtype=policy, name="primary_caps",
+            num_channels=primary_channels,
+            dim_capsule=primary_dim,
+            kernel_size=primary_kernel_size,
+            strides=primary_strides,
+            kernel_initializer=init(),
+            bias_initializer=bias_init(primary_kernel_size**2 * channels),
+            dtype=policy,
+            name="primary_caps",
         )
         self.digit_caps = DenseCapsule(
-            num_capsule=classes, dim_capsule=digit_dim, routings=routings,
-            implementation=capsule_implementation, dtype=policy, name="digit_caps",
+            num_capsule=classes,
+            dim_capsule=digit_dim,
+            routings=routings,
+            implementation=capsule_implementation,
+            dtype=policy,
+            name="digit_caps",
         )
         fan_ins = (classes * digit_dim,) + self.decoder_units
         self.decoder_layers = [
-            keras.layers.Dense(units, activation="relu", kernel_initializer=init(),
-                               bias_initializer=bias_init(fan_in), dtype=policy, name=f"decoder_{i}")
+            keras.layers.Dense(
+                units,
+                activation="relu",
+                kernel_initializer=init(),
+                bias_initializer=bias_init(fan_in),
+                dtype=policy,
+                name=f"decoder_{i}",
+            )
             for i, (units, fan_in) in enumerate(zip(self.decoder_units, fan_ins))
         ]
         # Sigmoid output kept in float32 under mixed precision.
         self.decoder_layers.append(
-            keras.layers.Dense(math.prod(input_shape), activation="sigmoid",
-                               kernel_initializer=init(), bias_initializer=bias_init(fan_ins[-1]),
-                               dtype="float32", name="decoder_output")
+            keras.layers.Dense(
+                math.prod(input_shape),
+                activation="sigmoid",
+                kernel_initializer=init(),
+                bias_initializer=bias_init(fan_ins[-1]),
+                dtype="float32",
+                name="decoder_output",
+            )
         )
         self.margin_loss_tracker = keras.metrics.Mean(name="margin_loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.accuracy_tracker = keras.metrics.CategoricalAccuracy(name="accuracy")
-        # True inside fit/evaluate: call() then also returns the capsules the
-        # loss decodes, so nothing is computed twice.
-        self._loss_outputs = False
         self.build((None,) + input_shape)
 
     # ----------------------------------------------------------------- build
@@ -267,7 +276,7 @@ class CapsNet(keras.Model):
         """Digit capsules, float32 `(batch, classes, digit_dim)`."""
         images = ops.convert_to_tensor(images)
         self._check_image_shape(images.shape)
-        if not ("float" in str(images.dtype)):
+        if "float" not in str(images.dtype):
             raise ValueError(
                 f"CapsNet expects float images scaled to [0, 1]; got dtype "
                 f"{images.dtype}. Convert with `images.astype('float32') / 255`."
@@ -297,13 +306,9 @@ class CapsNet(keras.Model):
         return ops.reshape(x, (-1,) + self.image_shape)
 
     def forward(self, images, labels=None):
-        """Everything at once: a dict of `scores`, `capsules` and `reconstruction`."""
-        capsules = self.encode(images)
-        return {
-            "scores": safe_norm(capsules),
-            "capsules": capsules,
-            "reconstruction": self.decode(capsules, labels),
-        }
+        """Everything at once: `call`'s dict plus the `reconstruction`."""
+        outputs = self(images)
+        return {**outputs, "reconstruction": self.decode(outputs["capsules"], labels)}
 
     def reconstruct(self, images, labels=None):
         """Reconstructed images, `(batch,) + input_shape`, float32 in [0, 1]."""
@@ -311,18 +316,18 @@ class CapsNet(keras.Model):
 
     def call(self, inputs, training=None):
         capsules = self.encode(inputs, training=training)
-        scores = safe_norm(capsules)
-        if self._loss_outputs:
-            return {"scores": scores, "capsules": capsules}
-        return scores
+        return {"scores": safe_norm(capsules), "capsules": capsules}
 
     def compute_output_spec(self, inputs, training=None):
-        scores = keras.KerasTensor((inputs.shape[0], self.classes), dtype="float32")
-        if self._loss_outputs:
-            capsules = keras.KerasTensor(
-                (inputs.shape[0], self.classes, self.digit_dim), dtype="float32")
-            return {"scores": scores, "capsules": capsules}
-        return scores
+        batch = inputs.shape[0]
+        return {
+            "scores": keras.KerasTensor((batch, self.classes), dtype="float32"),
+            "capsules": keras.KerasTensor((batch, self.classes, self.digit_dim), dtype="float32"),
+        }
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self(x, training=False)["scores"]
 
     def one_hot(self, labels):
         """Integer labels `(batch,)`/`(batch, 1)` or one-hot `(batch, classes)` to one-hot float32."""
@@ -341,14 +346,6 @@ class CapsNet(keras.Model):
         return ops.cast(ops.equal(ids, ops.arange(self.classes, dtype="int32")[None, :]), "float32")
 
     # ----------------------------------------------------------------- training
-    @contextlib.contextmanager
-    def _emitting_loss_outputs(self):
-        previous, self._loss_outputs = self._loss_outputs, True
-        try:
-            yield
-        finally:
-            self._loss_outputs = previous
-
     def compile(self, optimizer="adam", loss=None, **kwargs):
         if loss is not None:
             raise ValueError(
@@ -367,22 +364,6 @@ class CapsNet(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def fit(self, *args, **kwargs):
-        with self._emitting_loss_outputs():
-            return super().fit(*args, **kwargs)
-
-    def evaluate(self, *args, **kwargs):
-        with self._emitting_loss_outputs():
-            return super().evaluate(*args, **kwargs)
-
-    def train_on_batch(self, *args, **kwargs):
-        with self._emitting_loss_outputs():
-            return super().train_on_batch(*args, **kwargs)
-
-    def test_on_batch(self, *args, **kwargs):
-        with self._emitting_loss_outputs():
-            return super().test_on_batch(*args, **kwargs)
-
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # TensorFlow trainer only. Keras 3 all-reduces one data batch across
         # replicas just to learn its shapes, which fails under
@@ -398,8 +379,8 @@ class CapsNet(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
             raise ValueError(
-                "CapsNet.compute_loss needs the capsules: pass `model.forward(x)` "
-                "(or call it from fit/evaluate), not the scores alone."
+                "CapsNet.compute_loss needs the capsules: pass `model(x)` "
+                "(a dict of scores and capsules), not the scores alone."
             )
         if y is None:
             raise ValueError("CapsNet needs labels to compute its loss; got y=None.")
@@ -408,8 +389,8 @@ class CapsNet(keras.Model):
         # as the reference's train and test loops do.
         reconstruction = self.decode(y_pred["capsules"], y_onehot if training else None)
         margin = losses.weighted_mean(
-            losses.margin_loss(y_onehot, y_pred["scores"], self.m_plus, self.m_minus, self.down_weight),
-            sample_weight)
+            losses.margin_loss(y_onehot, y_pred["scores"], self.m_plus, self.m_minus, self.down_weight), sample_weight
+        )
         recon = losses.weighted_mean(losses.reconstruction_loss(x, reconstruction), sample_weight)
         # Weighted by batch size, like Keras's own `loss` tracker.
         batch = ops.shape(x)[0]
@@ -453,8 +434,11 @@ class CapsNet(keras.Model):
             "down_weight": self.down_weight,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "capsule_implementation": self.digit_caps.implementation,
-            "bias_initializer": (self.bias_initializer if isinstance(self.bias_initializer, str)
-                                 else keras.initializers.serialize(keras.initializers.get(self.bias_initializer))),
+            "bias_initializer": (
+                self.bias_initializer
+                if isinstance(self.bias_initializer, str)
+                else keras.initializers.serialize(keras.initializers.get(self.bias_initializer))
+            ),
         }
 
 
@@ -493,8 +477,8 @@ def _conv_stack(filters, kernel_sizes, strides):
     for name, value in values.items():
         column = list(value) if isinstance(value, (list, tuple)) else [value] * count
         if not column or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in column):
-            raise ValueError(f"CapsNet: `{name}` must be a positive integer or a non-empty "
-                             f"sequence of them; got {value!r}.")
+            raise ValueError(
+                f"CapsNet: `{name}` must be a positive integer or a non-empty sequence of them; got {value!r}."
+            )
         columns.append(column)
     return list(zip(*columns))
-

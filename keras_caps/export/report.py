@@ -17,8 +17,10 @@ def write_report(rows, out, context):
     ]
     for row in rows:
         size = "" if row["size_bytes"] is None else f"{row['size_bytes'] / 1e6:.1f}"
-        lines.append(f"| {row['file']} | {size} | {100 * row['accuracy']:.2f}% | {100 * row['agreement']:.2f}% "
-                     f"| {row['max_abs_score_diff']:.2e} | {row['latency_ms']:.2f} |")
+        lines.append(
+            f"| {row['file']} | {size} | {100 * row['accuracy']:.2f}% | {100 * row['agreement']:.2f}% "
+            f"| {row['max_abs_score_diff']:.2e} | {row['latency_ms']:.2f} |"
+        )
     micro = [row for row in rows if "tflm_arena_bytes" in row]
     if micro:
         lines += [
@@ -39,6 +41,7 @@ def write_report(rows, out, context):
                 f"| {row['tflm_latency_ms']:.2f} | {row['latency_ms']:.2f} "
                 f"| {100 * row['tflm_agreement']:.2f}% of {row['tflm_images']} "
                 f"| {row['tflm_max_abs_score_diff_reference_kernels']:.3g} | {row['macs'] / 1e6:.2f} "
-                f"| {row['mcu_estimate_ms']:.1f} | {ops} |")
+                f"| {row['mcu_estimate_ms']:.1f} | {ops} |"
+            )
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

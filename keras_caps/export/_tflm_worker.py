@@ -60,8 +60,9 @@ def main(argv):
         os.dup2(saved, 2)
         os.close(write)
     log = os.read(read, 1 << 16).decode(errors="replace")
-    recorded = next((int(line.split("total")[1].split()[0]) for line in log.splitlines()
-                     if "Arena allocation total" in line), None)
+    recorded = next(
+        (int(line.split("total")[1].split()[0]) for line in log.splitlines() if "Arena allocation total" in line), None
+    )
     print(json.dumps({"latency_ms": 1000.0 * float(np.median(times[1:] or times)), "recorded_arena": recorded}))
 
 

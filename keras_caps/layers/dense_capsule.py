@@ -5,7 +5,6 @@ from keras import ops
 
 from keras_caps.activations import squash
 
-
 # Formulations of u_hat = W u, same weights and values (see `implementation`).
 IMPLEMENTATIONS = ("einsum", "grouped_conv")
 
@@ -13,9 +12,7 @@ IMPLEMENTATIONS = ("einsum", "grouped_conv")
 def check_routings(routings):
     """Returns `routings` as an int, or raises a ValueError saying why not."""
     if isinstance(routings, bool) or not isinstance(routings, int) or routings < 1:
-        raise ValueError(
-            f"`routings` must be an integer >= 1 (the paper uses 3), got {routings!r}."
-        )
+        raise ValueError(f"`routings` must be an integer >= 1 (the paper uses 3), got {routings!r}.")
     return routings
 
 
@@ -84,8 +81,9 @@ class DenseCapsule(keras.layers.Layer):
             kernel_initializer = keras.initializers.RandomNormal(stddev=0.01)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"DenseCapsule: `implementation` must be one of {', '.join(IMPLEMENTATIONS)}; "
-                             f"got {implementation!r}.")
+            raise ValueError(
+                f"DenseCapsule: `implementation` must be one of {', '.join(IMPLEMENTATIONS)}; got {implementation!r}."
+            )
         self.implementation = implementation
 
     def build(self, input_shape):
@@ -109,10 +107,13 @@ class DenseCapsule(keras.layers.Layer):
             # as ops.einsum("bik,jiok->bjio"), whose TensorFlow gradient made a
             # training step through this layer ~1.5x slower.
             x = ops.transpose(inputs, (1, 0, 2))
-            kernel = ops.reshape(ops.transpose(self.kernel, (1, 3, 0, 2)),
-                                 (self.in_capsules, self.in_dim, self.num_capsule * self.dim_capsule))
-            y = ops.reshape(ops.matmul(x, ops.cast(kernel, x.dtype)),
-                            (self.in_capsules, -1, self.num_capsule, self.dim_capsule))
+            kernel = ops.reshape(
+                ops.transpose(self.kernel, (1, 3, 0, 2)),
+                (self.in_capsules, self.in_dim, self.num_capsule * self.dim_capsule),
+            )
+            y = ops.reshape(
+                ops.matmul(x, ops.cast(kernel, x.dtype)), (self.in_capsules, -1, self.num_capsule, self.dim_capsule)
+            )
             return ops.transpose(y, (1, 2, 0, 3))
         # Input capsule i's components are group i's channels; its filters are
         # W[:, i] flattened, so output channel i*J*O + j*O + o is u_hat[j, i, o].
@@ -151,9 +152,7 @@ class DenseCapsule(keras.layers.Layer):
         return (input_shape[0], self.num_capsule, self.dim_capsule)
 
     def compute_output_spec(self, inputs):
-        return keras.KerasTensor(
-            self.compute_output_shape(inputs.shape), dtype="float32"
-        )
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float32")
 
     def get_config(self):
         config = super().get_config()

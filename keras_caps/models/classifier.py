@@ -1,30 +1,14 @@
-"""Classify image files with a trained CapsNet: .keras, SavedModel folder or .tflite.
-
-    python -m keras_caps.predict --model dist/capsnet_int8.tflite a.png b.jpg
-
-Prints one line per image: the file name, the predicted class and its score
-(the capsule length). Any size or colour mode is accepted (see
-`keras_caps.images.to_model_input`). A missing or unreadable file gets one line
-on stderr naming it; the others are still classified; the exit status is 1.
-"""
+"""Classify images with a trained CapsNet in any of its saved forms: .keras, SavedModel folder or .tflite."""
 
 import os
 import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A .keras CapsNet, a SavedModel folder from `python -m export`, or a .tflite file.")
-flags.mark_flag_as_required("model")
 
 
 def load_classifier(path):
     """`(fn, (H, W, C))`: fn maps float32 images `(N, H, W, C)` to scores `(N, classes)`."""
     import numpy as np
 
-    from keras_caps.model_files import ModelFileError, TFLiteModel, load_capsnet
+    from keras_caps.models.files import ModelFileError, TFLiteModel, load_capsnet
 
     if os.path.isdir(path):
         import tensorflow as tf
@@ -50,7 +34,7 @@ def predict_files(model_path, files, out=sys.stdout, err=sys.stderr):
     """Classifies `files`; returns the number that could not be read."""
     import numpy as np
 
-    from keras_caps.images import ImageFileError, load_image, to_model_input
+    from keras_caps.data.images import ImageFileError, load_image, to_model_input
 
     classify, shape = load_classifier(model_path)
     failures = 0
@@ -65,22 +49,3 @@ def predict_files(model_path, files, out=sys.stdout, err=sys.stderr):
         label = int(np.argmax(scores))
         print(f"{name} {label} {float(scores[label]):.4f}", file=out)
     return failures
-
-
-def run(f, files):
-    if not files:
-        raise app.UsageError("Name at least one image file.")
-    if predict_files(f.model, files):
-        sys.exit(1)
-
-
-def _expected_errors():
-    from keras_caps.model_files import ModelFileError
-
-    return (ModelFileError,)
-
-
-if __name__ == "__main__":
-    from keras_caps.cli import absl_main
-
-    app.run(absl_main(run, _expected_errors, takes_args=True))

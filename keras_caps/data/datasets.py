@@ -7,11 +7,11 @@ random shift with zero padding (training only), batch, prefetch.
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
-from keras_caps.idx import DataError, load_mnist_idx
+from keras_caps.data.idx import DataError, load_mnist_idx
 
-AUTOTUNE = tf.data.AUTOTUNE
+# TensorFlow is imported where used: `load_arrays` on IDX files needs numpy only,
+# so a run on another backend can go without TensorFlow.
 # Data sets the IDX reader serves: both ship as the same four MNIST-format files.
 IDX_DATASETS = ("mnist", "fashion_mnist")
 
@@ -38,6 +38,8 @@ def shift_images(images, max_shift, seed=None):
             int tensor: a stateless draw, the same for the same seed wherever
             and in whatever order it runs.
     """
+    import tensorflow as tf
+
     if max_shift <= 0:
         return images
     shape = tf.shape(images)
@@ -75,8 +77,8 @@ def load_arrays(dataset="mnist", data_dir=None, tfds_data_dir=None):
     if data_dir:
         if dataset not in IDX_DATASETS:
             raise DataError(
-                f"--data_dir reads MNIST-format IDX files ({', '.join(IDX_DATASETS)}); "
-                f"dataset {dataset!r} comes from TFDS: drop --data_dir."
+                f"`data_dir` reads MNIST-format IDX files ({', '.join(IDX_DATASETS)}); "
+                f"dataset {dataset!r} comes from TFDS: leave `data_dir` unset."
             )
         (x_train, y_train), (x_test, y_test) = load_mnist_idx(data_dir)
         x_train, x_test = x_train[..., None], x_test[..., None]
@@ -127,8 +129,7 @@ def _load_tfds(dataset, tfds_data_dir=None):
         builder = tfds.builder(dataset, data_dir=tfds_data_dir)
     except Exception:  # DatasetNotFoundError and friends
         raise DataError(
-            f"Unknown dataset {dataset!r}: not a TFDS data set "
-            "(for example mnist, fashion_mnist, cifar10)."
+            f"Unknown dataset {dataset!r}: not a TFDS data set (for example mnist, fashion_mnist, cifar10)."
         ) from None
     features = builder.info.features
     if "image" not in features or "label" not in features:
@@ -138,7 +139,7 @@ def _load_tfds(dataset, tfds_data_dir=None):
         raise DataError(
             f"{dataset!r} is not in the TFDS cache and there is no network to download it "
             f"({TFDS_HOST} does not resolve). Download the four MNIST-format IDX files "
-            "and pass --data_dir DIR."
+            "and pass their folder as `data_dir`."
         )
     try:
         builder.download_and_prepare()
@@ -147,7 +148,7 @@ def _load_tfds(dataset, tfds_data_dir=None):
         raise DataError(
             f"Could not load {dataset!r} from TFDS ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}). Without network access, "
-            "download the four MNIST-format IDX files and pass --data_dir DIR."
+            "download the four MNIST-format IDX files and pass their folder as `data_dir`."
         ) from None
     (x_train, y_train), (x_test, y_test) = splits
     if x_train.ndim == 3:
@@ -163,8 +164,7 @@ def _to_arrays(ds, chunk=10000):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False,
-                 first_epoch=0):
+def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False, first_epoch=0):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
     uint8 images are held in memory as they are and divided by 255 per batch;
@@ -175,6 +175,9 @@ def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None
     epoch e is shuffled by (seed, `first_epoch` + e), so every iterator over
     it, on every worker and after every restart, yields the same batches.
     """
+    import tensorflow as tf
+
+    AUTOTUNE = tf.data.AUTOTUNE
     divisor = 255.0 if np.issubdtype(np.asarray(images).dtype, np.integer) else 1.0
     if training and repeat and seed is not None:
         # Not shuffle(reshuffle_each_iteration): its epochs draw seeds from a
@@ -186,7 +189,8 @@ def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None
 
         def permutation(epoch):
             return tf.random.experimental.stateless_shuffle(
-                tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+                tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+            )
 
         ds = tf.data.Dataset.counter(first_epoch).map(permutation).unbatch().batch(batch_size)
         ds = ds.map(lambda index: (tf.gather(all_images, index), tf.gather(all_labels, index)))

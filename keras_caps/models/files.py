@@ -13,7 +13,7 @@ def load_capsnet(path):
     """Loads a `.keras` file that must hold a `keras_caps.CapsNet`, or raises ModelFileError."""
     import keras
 
-    from keras_caps.capsnet import CapsNet
+    from keras_caps.models.capsnet import CapsNet
 
     if os.path.isdir(path):
         raise ModelFileError(f"{path}: is a folder (a SavedModel?); this needs a .keras model file.")
@@ -44,8 +44,9 @@ def litert_interpreter(path_or_bytes, reference_kernels=False):
             interpreter = Interpreter(model_path=str(path_or_bytes), experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
-        raise ModelFileError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'model'}: "
-                          f"not a runnable TFLite model ({error}).") from None
+        raise ModelFileError(
+            f"{path_or_bytes if isinstance(path_or_bytes, str) else 'model'}: not a runnable TFLite model ({error})."
+        ) from None
     return interpreter
 
 
@@ -94,8 +95,10 @@ class TFLiteModel:
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             raise ValueError(f"TFLite model: images must be numbers, got dtype {array.dtype}.")
         if array.ndim != 4 or tuple(array.shape[1:]) != self.image_shape or len(array) == 0:
-            raise ValueError(f"TFLite model: images must be (N, {', '.join(map(str, self.image_shape))}) "
-                             f"with N >= 1, got {array.shape}.")
+            raise ValueError(
+                f"TFLite model: images must be (N, {', '.join(map(str, self.image_shape))}) "
+                f"with N >= 1, got {array.shape}."
+            )
         images = array.astype(np.float32)
         if self.batch != len(images):
             self.interpreter.resize_tensor_input(self.input["index"], (len(images),) + tuple(images.shape[1:]))

@@ -1,0 +1,1 @@
+"""Data: the bounds-checked IDX reader, TFDS loading, tf.data pipelines and image files."""

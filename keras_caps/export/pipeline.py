@@ -1,0 +1,205 @@
+"""The whole export of a trained CapsNet: SavedModel, TFLite variants, their
+verification in LiteRT and TFLite Micro, and the report (`python -m export`)."""
+
+import dataclasses
+import os
+import tempfile
+
+from keras_caps.export.tflite import VARIANTS
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """What to export and how to check it; see `python -m export --help` for each field."""
+
+    model: str
+    out: str = "dist"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    int8_io: str = "float32"
+    int8_integer_only: bool = True
+    variants: tuple = ("float32", "float16", "dynamic_int8", "int8")
+    legacy_runtimes: bool = True
+    calibration_images: int = 200
+    eval_images: int | None = None
+    latency_runs: int = 50
+    int8_capsule_implementation: str = "grouped_conv"
+    scores_only: bool = False
+    tflm: bool = True
+    tflm_images: int = 200
+    tflm_arena_limit: int | None = None
+    c_array: bool = False
+    mcu_mhz: float = 480.0
+    mcu_macs_per_cycle: float = 1.0
+
+    def __post_init__(self):
+        self.variants = tuple(self.variants)
+        if not self.variants or not set(self.variants) <= set(VARIANTS):
+            raise ValueError(
+                f"ExportConfig: `variants` must name some of {', '.join(VARIANTS)}, got {self.variants!r}."
+            )
+        choices = (
+            ("int8_io", ("float32", "int8", "uint8")),
+            ("int8_capsule_implementation", ("grouped_conv", "einsum")),
+        )
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"ExportConfig: `{name}` must be one of {', '.join(allowed)}, got {getattr(self, name)!r}."
+                )
+        for name in ("calibration_images", "latency_runs", "tflm_images", "eval_images", "tflm_arena_limit"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"ExportConfig: `{name}` must be an integer >= 1, got {value!r}.")
+        for name in ("mcu_mhz", "mcu_macs_per_cycle"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ExportConfig: `{name}` must be > 0, got {getattr(self, name)!r}.")
+
+
+def export(config):
+    """Writes every file `config` asks for and the report; returns the report's rows.
+
+    Args:
+        config: an `ExportConfig`.
+
+    Raises:
+        ExportError: a file that cannot be made or does not run as it should.
+        keras_caps.models.files.ModelFileError: an unreadable `model`.
+        keras_caps.data.idx.DataError: unreadable data.
+    """
+    f = config
+    import numpy as np
+
+    from keras_caps.data.datasets import load_arrays
+    from keras_caps.export import micro
+    from keras_caps.export.errors import ExportError
+    from keras_caps.export.report import write_report
+    from keras_caps.export.savedmodel import export_saved_model, float32_copy
+    from keras_caps.export.tflite import CAPSULE_IMPLEMENTATION, convert, op_list
+    from keras_caps.export.verify import compare, median_latency_ms, predict_batches
+    from keras_caps.models.files import TFLiteModel, load_capsnet
+
+    trained = load_capsnet(f.model)
+    model = float32_copy(trained)
+    (x_train, _), (x_test, y_test), info = load_arrays(f.dataset, f.data_dir)
+    if tuple(info.image_shape) != tuple(model.image_shape):
+        raise ValueError(f"The model takes {model.image_shape} images; {info.name} has {info.image_shape}.")
+    rng = np.random.default_rng(0)
+    calibration = x_train[rng.choice(len(x_train), min(f.calibration_images, len(x_train)), replace=False)]
+    calibration = calibration.astype(np.float32) / 255.0
+    count = min(f.eval_images or len(x_test), len(x_test))
+    x_eval, y_eval = x_test[:count].astype(np.float32) / 255.0, y_test[:count]
+
+    os.makedirs(f.out, exist_ok=True)
+    saved_model = export_saved_model(model, os.path.join(f.out, "saved_model"), scores_only=f.scores_only)
+    keras_fn = lambda x: np.asarray(model(x)["scores"])  # noqa: E731
+    keras_scores = predict_batches(keras_fn, x_eval)
+    rows = [
+        {
+            "file": "keras (float32)",
+            "size_bytes": None,
+            **compare(keras_scores, keras_scores, y_eval),
+            "latency_ms": median_latency_ms(keras_fn, x_eval[0], f.latency_runs),
+        }
+    ]
+
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(saved_model).signatures["serving_default"]
+    saved_fn = lambda x: loaded(images=tf.constant(x))["scores"].numpy()  # noqa: E731
+    rows.append(
+        {
+            "file": "saved_model",
+            "size_bytes": _folder_size(saved_model),
+            **compare(predict_batches(saved_fn, x_eval), keras_scores, y_eval),
+            "latency_ms": median_latency_ms(saved_fn, x_eval[0], f.latency_runs),
+        }
+    )
+    # The SavedModel each file is converted from: (u_hat formulation, integer-only forms).
+    implementation = dict(CAPSULE_IMPLEMENTATION, int8=f.int8_capsule_implementation)
+    source_of = {v: (implementation.get(v, "einsum"), v == "int8" and f.int8_integer_only) for v in f.variants}
+    sources = {("einsum", False): saved_model}
+    scratch = tempfile.TemporaryDirectory(prefix="capsnet_export_")
+    for implementation, integer_only in set(source_of.values()) - set(sources):
+        sources[implementation, integer_only] = export_saved_model(
+            float32_copy(trained, implementation),
+            os.path.join(scratch.name, f"{implementation}_{int(integer_only)}"),
+            integer_only=integer_only,
+            scores_only=f.scores_only,
+        )
+    for variant in f.variants:
+        flat = convert(
+            sources[source_of[variant]],
+            variant,
+            calibration,
+            io_type=f.int8_io if variant == "int8" else "float32",
+            legacy_runtimes=f.legacy_runtimes,
+            integer_only=source_of[variant][1],
+        )
+        path = os.path.join(f.out, f"capsnet_{variant}.tflite")
+        with open(path, "wb") as fh:
+            fh.write(flat)
+        runner = TFLiteModel(path)
+        try:
+            scores = predict_batches(runner, x_eval)
+        except RuntimeError as error:
+            raise ExportError(f"{path} converts but does not run in LiteRT: {str(error).splitlines()[0]}") from None
+        rows.append(
+            {
+                "file": os.path.basename(path),
+                "size_bytes": len(flat),
+                **compare(scores, keras_scores, y_eval),
+                "latency_ms": median_latency_ms(runner, x_eval[0], f.latency_runs),
+                "ops": sorted({f"{name}/v{version}" for name, version in op_list(flat)}),
+                "op_counts": micro.operator_counts(flat),
+                "macs": micro.multiply_accumulates(flat),
+            }
+        )
+        print(
+            f"{path}: {len(flat) / 1e6:.3f} MB, accuracy {100 * rows[-1]['accuracy']:.2f}%, "
+            f"agreement {100 * rows[-1]['agreement']:.2f}%"
+        )
+        if variant == "int8":  # the estimate assumes int8 multiply-accumulates
+            rows[-1]["mcu_estimate_ms"] = rows[-1]["macs"] / (f.mcu_macs_per_cycle * f.mcu_mhz * 1e3)
+            if f.tflm:
+                try:
+                    rows[-1].update(
+                        micro.verify(flat, x_eval[: f.tflm_images], scores, f.tflm_arena_limit, f.latency_runs)
+                    )
+                except micro.TFLMError as error:
+                    raise micro.TFLMError(
+                        f"{path} (written; it runs in LiteRT): {error} `tflm` set to False skips "
+                        "the TFLite Micro check."
+                    ) from None
+                print(
+                    f"  TFLite Micro: arena {rows[-1]['tflm_arena_bytes']} bytes, "
+                    f"{rows[-1]['tflm_latency_ms']:.2f} ms a call, class as LiteRT's on "
+                    f"{100 * rows[-1]['tflm_agreement']:.2f}% of {rows[-1]['tflm_images']} images "
+                    f"(as its reference kernels' on {100 * rows[-1]['tflm_agreement_reference_kernels']:.2f}%, "
+                    f"largest score difference {rows[-1]['tflm_max_abs_score_diff_reference_kernels']:.3g})"
+                )
+            if f.c_array:
+                for written in micro.write_c_array(flat, f.out, "capsnet_int8", "capsnet_int8_tflite"):
+                    print(f"  {written}")
+    scratch.cleanup()
+    write_report(
+        rows,
+        f.out,
+        {
+            "model": f.model,
+            "dataset": info.name,
+            "eval_images": count,
+            "int8_io": f.int8_io,
+            "int8_integer_only": f.int8_integer_only,
+            "calibration_images": len(calibration),
+            "scores_only": f.scores_only,
+            "int8_capsule_implementation": f.int8_capsule_implementation,
+            "mcu_mhz": f.mcu_mhz,
+            "mcu_macs_per_cycle": f.mcu_macs_per_cycle,
+        },
+    )
+    return rows
+
+
+def _folder_size(path):
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(path) for n in names)

@@ -1,0 +1,122 @@
+"""The settings of one training run (or one search), validated."""
+
+import dataclasses
+import math
+
+ARCHITECTURE_NAMES = ("paper", "micro")
+SCHEDULE_NAMES = ("exponential", "cosine")
+POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+TUNERS = ("hyperband", "bayesian")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a run of `keras_caps.training.run` (and `tune`) needs.
+
+    The defaults are the reference's recipe (50 epochs of Adam 1e-3, x0.9 per
+    epoch, 2-pixel shifts, validation on the test set). Invalid values raise
+    `ValueError` naming the field when the config is made.
+
+    Attributes:
+        architecture: `"paper"` or `"micro"` (`keras_caps.ARCHITECTURES`).
+        routings: routing iterations of the digit capsules (>= 1).
+        epochs: epochs to train (>= 1); with `tune`, each trial's most.
+        batch_size: global batch size (>= 1).
+        lr: peak Adam learning rate (> 0).
+        lr_decay: per-epoch factor of the exponential schedule, in (0, 1].
+        lr_schedule: `"exponential"` (`lr * lr_decay**epoch`) or `"cosine"`
+            (per step, to 0 at the run's last step).
+        warmup_steps: linear warm-up over the first optimizer steps (>= 0).
+        lam_recon: weight of the mean squared reconstruction error (>= 0).
+        shift_pixels: random shift of training images, in pixels (>= 0).
+        dataset: a TFDS image classification data set name.
+        data_dir: folder of four MNIST-format IDX files instead of TFDS.
+        save_dir: folder for models, logs, checkpoints and figures.
+        testing: evaluate `weights` on the test set instead of training.
+        weights: a `.keras` or `.weights.h5` file to evaluate or to train further.
+        mixed_precision: `"auto"` or a Keras dtype policy name.
+        seed: seed of weights, shuffling and shifts (None: random).
+        steps_per_epoch: batches per epoch (None: one pass over the data).
+        resume: continue the run in `save_dir` (also automatic when it holds
+            an interrupted run's checkpoints).
+        val_split: share of the training images held out for validation and
+            model selection, in [0, 1); 0 validates on the test set.
+        strategy: `"default"`, `"mirrored"`, `"multi_worker"` or `"tpu"`.
+        tuner: `"hyperband"` or `"bayesian"` (for `tune`).
+        max_trials: most trials of a search (>= 1).
+        verbose: Keras verbosity (0 silent, 1 progress bar, 2 a line per epoch).
+    """
+
+    architecture: str = "paper"
+    routings: int = 3
+    epochs: int = 50
+    batch_size: int = 100
+    lr: float = 0.001
+    lr_decay: float = 0.9
+    lr_schedule: str = "exponential"
+    warmup_steps: int = 0
+    lam_recon: float = 0.392
+    shift_pixels: int = 2
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    save_dir: str = "runs/capsnet"
+    testing: bool = False
+    weights: str | None = None
+    mixed_precision: str = "auto"
+    seed: int | None = None
+    steps_per_epoch: int | None = None
+    resume: bool = False
+    val_split: float = 0.0
+    strategy: str = "default"
+    tuner: str = "hyperband"
+    max_trials: int = 10
+    verbose: int = 1
+
+    def __post_init__(self):
+        for name, low in (
+            ("routings", 1),
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("warmup_steps", 0),
+            ("shift_pixels", 0),
+            ("max_trials", 1),
+        ):
+            _check_int(name, getattr(self, name), low)
+        for name in ("seed", "steps_per_epoch"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1 if name == "steps_per_epoch" else None)
+        for name, choices in (
+            ("architecture", ARCHITECTURE_NAMES),
+            ("lr_schedule", SCHEDULE_NAMES),
+            ("mixed_precision", POLICIES),
+            ("strategy", STRATEGIES),
+            ("tuner", TUNERS),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"TrainConfig: `{name}` must be one of {', '.join(choices)}, got {getattr(self, name)!r}."
+                )
+        checks = (
+            ("lr", self.lr > 0, "a positive number"),
+            ("lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]"),
+            ("lam_recon", self.lam_recon >= 0, "a number >= 0"),
+            ("val_split", 0 <= self.val_split < 1, "in [0, 1)"),
+        )
+        for name, ok, what in checks:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not ok:
+                raise ValueError(f"TrainConfig: `{name}` must be {what}, got {value!r}.")
+        if self.verbose not in (0, 1, 2):
+            raise ValueError(f"TrainConfig: `verbose` must be 0, 1 or 2, got {self.verbose!r}.")
+        if self.testing and not self.weights:
+            raise ValueError("TrainConfig: `testing` needs `weights` (a .keras model saved by a run).")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+        bound = f" >= {low}" if low is not None else ""
+        raise ValueError(f"TrainConfig: `{name}` must be an integer{bound}, got {value!r}.")

@@ -1,0 +1,373 @@
+"""One training run, or one hyperparameter search, from a `TrainConfig`.
+
+    from keras_caps.training import TrainConfig, run
+    metrics = run(TrainConfig(data_dir="../shared/data/mnist", epochs=1, seed=0))
+
+A run leaves in `save_dir`: best.keras (by validation accuracy), final.keras,
+checkpoints/epoch-NNNN.keras (with optimizer state and its learning-rate
+schedule, for resuming), log.csv, history.json, tensorboard/ (TensorFlow
+backend), metrics.json and PNG figures. A run whose `save_dir` holds an
+interrupted run's checkpoints continues it.
+"""
+
+import json
+import math
+import os
+import time
+
+import keras
+
+from keras_caps.training import checkpoints, schedules
+from keras_caps.training.config import TrainConfig
+from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on; the message says why."""
+
+
+def split_validation(train, fraction, seed):
+    """`(train, validation)`: a random `fraction` of the `(images, labels)` arrays held out."""
+    import numpy as np
+
+    x, y = train
+    if len(x) < 2:
+        raise TrainingError(f"`val_split` needs at least 2 training images, got {len(x)}.")
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = min(len(x) - 1, max(1, int(round(len(x) * fraction))))
+    val, keep = order[:n_val], order[n_val:]
+    return (x[keep], y[keep]), (x[val], y[val])
+
+
+def _load_model(path, what="weights"):
+    from keras_caps.models.files import ModelFileError, load_capsnet
+
+    try:
+        return load_capsnet(path)
+    except ModelFileError as error:
+        raise TrainingError(f"`{what}` {error}") from None
+
+
+def batches(images, labels, config, training, seed=None, first_epoch=0):
+    """The input of a run: a tf.data pipeline on TensorFlow, a `PyDataset` of numpy arrays otherwise."""
+    if keras.backend.backend() == "tensorflow":
+        from keras_caps.data.datasets import make_dataset
+
+        return make_dataset(
+            images,
+            labels,
+            config.batch_size,
+            training=training,
+            shift_pixels=config.shift_pixels,
+            seed=seed,
+            repeat=training,
+            first_epoch=first_epoch,
+        )
+    from keras_caps.data.batches import ArrayBatches
+
+    return ArrayBatches(
+        images,
+        labels,
+        config.batch_size,
+        training=training,
+        shift_pixels=config.shift_pixels,
+        seed=seed,
+        steps=config.steps_per_epoch if training else None,
+        first_epoch=first_epoch,
+    )
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Puts each epoch's wall-clock seconds (training and validation) into its logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = round(time.perf_counter() - self._start, 2)
+
+
+def _figures(model, history, test_images, save_dir):
+    from keras_caps.training import figures
+
+    x_test = test_images[:50].astype("float32") / 255.0
+    paths = {}
+    if history:
+        paths["curves"] = os.path.join(save_dir, "training_curves.png")
+        figures.plot_history(history, paths["curves"])
+    paths["reconstructions"] = os.path.join(save_dir, "reconstructions.png")
+    figures.plot_reconstructions(model, x_test, paths["reconstructions"])
+    paths["manipulate_latent"] = os.path.join(save_dir, "manipulate_latent.png")
+    figures.plot_manipulated_latent(model, x_test[0], paths["manipulate_latent"])
+    return paths
+
+
+def _prepare(config):
+    """Checks the save folder, makes the strategy, seeds, sets the policy and loads the data."""
+    from keras_caps.data.datasets import load_arrays
+    from keras_caps.training.precision import resolve_policy
+
+    checkpoints.check_writable(config.save_dir)
+    checkpoints.remove_temporaries(config.save_dir)
+    # Made first: a multi-worker strategy must exist before other TensorFlow work.
+    try:
+        strategy = make_strategy(config.strategy)
+    except StrategyError as error:
+        raise TrainingError(str(error)) from None
+    seed = config.seed
+    if seed is None and config.strategy == "multi_worker":
+        seed = 0  # every worker must shuffle alike for the data shards to partition the set
+        print("Strategy multi_worker without a seed: using seed 0 on every worker.")
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    policy = resolve_policy(config.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    train, test, info = load_arrays(config.dataset, config.data_dir)
+    return strategy, seed, policy, train, test, info
+
+
+def _build_or_resume(config, info, steps, done, checkpoint):
+    """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new."""
+    from keras_caps.models.capsnet import CapsNet
+
+    if config.testing:
+        return _load_model(config.weights)
+    rate = _schedule(config, steps)
+    if done and checkpoint:
+        if not config.resume:
+            print(f"{config.save_dir} holds an interrupted run ({done} epochs done): resuming it.")
+        model = _load_model(checkpoint, "save_dir")
+        # The checkpoint's optimizer carries its schedule; one written before
+        # schedules were saved with it has a plain rate, so give it this run's.
+        if not isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            model.optimizer.learning_rate = rate
+        return model
+    if config.resume:
+        print(f"resume: no checkpoint in {config.save_dir}; starting afresh.")
+    model = CapsNet.from_architecture(
+        config.architecture,
+        input_shape=info.image_shape,
+        classes=info.classes,
+        routings=config.routings,
+        lam_recon=config.lam_recon,
+    )
+    if config.weights:
+        if config.weights.endswith(".weights.h5"):
+            model.load_weights(config.weights)
+        else:
+            model.set_weights(_load_model(config.weights).get_weights())
+    model.compile(optimizer=keras.optimizers.Adam(rate))
+    return model
+
+
+def _schedule(config, steps):
+    try:
+        return schedules.learning_rate_schedule(
+            config.lr_schedule, config.lr, steps, config.epochs * steps, config.lr_decay, config.warmup_steps
+        )
+    except ValueError as error:
+        raise TrainingError(str(error).replace("learning_rate_schedule: ", "")) from None
+
+
+def run(config):
+    """Trains (or, with `config.testing`, evaluates) one CapsNet; returns its metrics.
+
+    Args:
+        config: a `TrainConfig`.
+
+    Returns:
+        The dict written to `metrics.json` (`test_metrics.json` when testing):
+        test accuracy, error and losses, epochs, seconds, policy, backend, the
+        figures' paths and the configuration.
+
+    Raises:
+        TrainingError: a run that cannot start or go on (diverged loss, a
+            model that does not fit the data, ...).
+        keras_caps.data.idx.DataError: unreadable or invalid data.
+        OSError: a `save_dir` that cannot be written.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"run() takes a TrainConfig, got {type(config).__name__}.")
+    strategy, seed, policy, train, test, info = _prepare(config)
+    validate_on_test = not config.val_split
+    if config.val_split:
+        train, val = split_validation(train, config.val_split, seed)
+    else:
+        val = test
+    save_dir = config.save_dir
+    # Every worker runs the same calls (saving can need them all); only the
+    # chief writes into save_dir, the others into a scratch folder deleted at the end.
+    out_dir = worker_dir(save_dir, strategy)
+    steps = config.steps_per_epoch or math.ceil(len(train[0]) / config.batch_size)
+    done, checkpoint = checkpoints.latest_checkpoint(save_dir)
+    history = []
+    if done and checkpoint and not config.testing:
+        history_path = os.path.join(save_dir, "history.json")
+        if os.path.isfile(history_path):
+            with open(history_path) as fh:
+                history = [row for row in json.load(fh) if row["epoch"] <= done]
+    with strategy.scope():
+        model = _build_or_resume(config, info, steps, done, checkpoint)
+    if model.image_shape != info.image_shape or model.classes != info.classes:
+        raise TrainingError(
+            f"The model takes {model.image_shape} images in {model.classes} classes; "
+            f"{info.name} has {info.image_shape} in {info.classes}."
+        )
+
+    start = time.time()
+    epochs_run = 0
+    last_logs = {}
+    if not config.testing:
+        if done >= config.epochs:
+            print(f"{save_dir} already holds {done} of {config.epochs} epochs; nothing to train.")
+        train_data = batches(*train, config, training=True, seed=seed, first_epoch=done)
+        val_data = batches(*val, config, training=False)
+        nan_stop = checkpoints.StopOnNaN()
+        run_checkpoint = checkpoints.RunCheckpoint(out_dir, history)
+        callbacks = [schedules.LogLearningRate(), EpochSeconds(), nan_stop, run_checkpoint]
+        if keras.backend.backend() == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
+        replicas = strategy.num_replicas_in_sync
+        print(
+            f"Training CapsNet on {info.name} ({info.source}): {len(train[0])} images, "
+            f"{steps} steps/epoch, epochs {done + 1}..{config.epochs}, policy {policy}, "
+            f"{f'{replicas} replicas ({config.strategy}), ' if replicas > 1 else ''}"
+            f"validation on {'the test set' if validate_on_test else 'held-out training images'}."
+        )
+        if done < config.epochs:
+            result = model.fit(
+                train_data,
+                epochs=config.epochs,
+                initial_epoch=done,
+                steps_per_epoch=steps,
+                validation_data=val_data,
+                callbacks=callbacks,
+                verbose=config.verbose,
+                shuffle=False,
+            )  # the input shuffles itself
+            epochs_run = len(result.epoch)
+        history = run_checkpoint.history
+        if nan_stop.bad_batch is not None:
+            raise TrainingError(
+                f"The loss became NaN or infinite at batch {nan_stop.bad_batch} of epoch "
+                f"{len(history) + 1}; training stopped. The last good checkpoint "
+                f"({checkpoints.latest_checkpoint(save_dir)[1]}) is intact. Try a smaller `lr`."
+            )
+        checkpoints.save_model_atomic(model, os.path.join(out_dir, "final.keras"))
+        if epochs_run and history:
+            last_logs = history[-1]
+    train_seconds = time.time() - start
+
+    if validate_on_test and "val_accuracy" in last_logs:
+        # The last epoch's validation already scored these weights on the test set.
+        results = {k[4:]: v for k, v in last_logs.items() if k.startswith("val_")}
+    else:
+        results = model.evaluate(batches(*test, config, training=False), verbose=0, return_dict=True)
+    figure_paths = _figures(model, history, test[0], out_dir)
+    metrics = {
+        "test_accuracy": results["accuracy"],
+        "test_error": 1.0 - results["accuracy"],
+        "test_loss": results["loss"],
+        "test_margin_loss": results["margin_loss"],
+        "test_reconstruction_loss": results["reconstruction_loss"],
+        "epochs": len(history) if not config.testing else None,
+        "epochs_this_run": epochs_run,
+        "train_seconds_this_run": round(train_seconds, 1),
+        "policy": policy,
+        "backend": keras.backend.backend(),
+        "replicas": strategy.num_replicas_in_sync,
+        "data_source": info.source,
+        "figures": figure_paths,
+        "config": config.to_dict(),
+    }
+    name = "test_metrics.json" if config.testing else "metrics.json"
+    checkpoints.atomic_write_json(os.path.join(out_dir, name), metrics)
+    if not is_chief(strategy):
+        import shutil
+
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return metrics
+    acc = results["accuracy"]
+    print(
+        f"Test accuracy {100 * acc:.2f}% (error {100 * (1 - acc):.2f}%) on {info.test_size} "
+        f"{info.name} images; {metrics['epochs'] or 0} epochs, {train_seconds:.0f} s this run; "
+        f"results in {save_dir}/"
+    )
+    return metrics
+
+
+def tune(config):
+    """A keras-tuner search (`config.tuner`, at most `config.max_trials` trials of
+    `config.epochs` epochs) on a validation split of the training set
+    (`config.val_split`, 0.1 if 0); the best model is saved to `save_dir`/best.keras
+    and evaluated once on the test set. Returns the summary written to tuning.json."""
+    import warnings
+
+    from keras_caps.training.tuning import search
+
+    if config.strategy in ("multi_worker", "tpu"):
+        raise TrainingError(
+            "A search runs on one machine: use strategy default or mirrored "
+            "(keras-tuner distributes trials itself, see its KERASTUNER_* variables)."
+        )
+    if config.testing:
+        raise TrainingError("`tune` and `testing` exclude each other.")
+    strategy, seed, _, train, test, info = _prepare(config)
+    save_dir = config.save_dir
+    train, val = split_validation(train, config.val_split or 0.1, seed)
+    print(
+        f"Tuning CapsNet on {info.name} ({info.source}) with {config.tuner}: at most {config.max_trials} "
+        f"trials of {config.epochs} epochs, {len(train[0])} training and {len(val[0])} validation images."
+    )
+    start = time.time()
+    tuner = search(
+        train,
+        val,
+        save_dir,
+        algorithm=config.tuner,
+        max_trials=config.max_trials,
+        epochs=config.epochs,
+        input_shape=info.image_shape,
+        classes=info.classes,
+        shift_pixels=config.shift_pixels,
+        seed=seed,
+        steps_per_epoch=config.steps_per_epoch,
+        verbose=config.verbose,
+        distribution_strategy=strategy if config.strategy != "default" else None,
+    )
+    best = tuner.get_best_hyperparameters(1)
+    if not best:
+        raise TrainingError(f"No trial of the search in {save_dir}/tuner completed; see the trial errors above.")
+    hp = {k: v for k, v in best[0].values.items() if not k.startswith("tuner/")}
+    with warnings.catch_warnings():  # the trial checkpoints hold no optimizer state worth restoring
+        warnings.simplefilter("ignore", UserWarning)
+        model = tuner.get_best_models(1)[0]
+    model.optimizer.build(model.trainable_variables)  # a loadable .keras with a whole optimizer
+    checkpoints.atomic_write_json(os.path.join(save_dir, "best_hyperparameters.json"), hp)
+    checkpoints.save_model_atomic(model, os.path.join(save_dir, "best.keras"))
+    results = model.evaluate(batches(*test, config, training=False), verbose=0, return_dict=True)
+    trials = tuner.oracle.trials.values()
+    summary = {
+        "best_hyperparameters": hp,
+        "best_val_accuracy": tuner.oracle.get_best_trials(1)[0].score,
+        "test_accuracy": results["accuracy"],
+        "test_error": 1.0 - results["accuracy"],
+        "train_images": len(train[0]),
+        "validation_images": len(val[0]),
+        "trials": len(trials),
+        "trials_completed": sum(t.status == "COMPLETED" for t in trials),
+        "tuner": config.tuner,
+        "seconds_this_run": round(time.time() - start, 1),
+    }
+    checkpoints.atomic_write_json(os.path.join(save_dir, "tuning.json"), summary)
+    print(
+        "Best hyperparameters: "
+        + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items())
+    )
+    print(
+        f"Best model: validation accuracy {100 * summary['best_val_accuracy']:.2f}%, test accuracy "
+        f"{100 * results['accuracy']:.2f}% ({summary['trials_completed']} trials); "
+        f"results in {save_dir}/best.keras, best_hyperparameters.json, tuning.json"
+    )
+    return summary

@@ -1,0 +1,44 @@
+"""Classify image files with a trained CapsNet: .keras, SavedModel folder or .tflite.
+
+    python predict.py --model dist/capsnet_int8.tflite a.png b.jpg
+
+Prints one line per image: the file name, the predicted class and its score
+(the capsule length). Any size or colour mode is accepted (see
+`keras_caps.data.images.to_model_input`). A missing or unreadable file gets one line
+on stderr naming it; the others are still classified; the exit status is 1.
+The work is `keras_caps.models.classifier.predict_files`.
+"""
+
+import os
+import sys
+
+# TensorFlow reads its C++ log level when it loads: its start-up lines only with --verbose.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose" in sys.argv else "3")
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "A .keras CapsNet, a SavedModel folder from `python -m export`, or a .tflite file.")
+flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own logs.")
+flags.mark_flag_as_required("model")
+
+
+def main(flag_values, files):
+    from keras_caps.models.classifier import predict_files
+
+    if not files:
+        raise app.UsageError("Name at least one image file.")
+    if predict_files(flag_values.model, files):
+        sys.exit(1)
+
+
+def _expected_errors():
+    from keras_caps.models.files import ModelFileError
+
+    return (ModelFileError,)
+
+
+if __name__ == "__main__":
+    from keras_caps.cli import absl_main
+
+    app.run(absl_main(main, _expected_errors, takes_args=True, verbose=lambda f: f.verbose))

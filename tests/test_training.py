@@ -1,0 +1,130 @@
+"""`keras_caps.training` in-process: the run configuration, `run(config)` and train.py's flag mapping."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_caps.cli import flag_names
+from keras_caps.training import TrainConfig, TrainingError, run
+from keras_caps.training.trainer import split_validation
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("routings", 0, "`routings` must be an integer >= 1, got 0"),
+        ("epochs", 2.5, "`epochs` must be an integer >= 1"),
+        ("batch_size", True, "`batch_size` must be an integer"),
+        ("lr", -1.0, "`lr` must be a positive number"),
+        ("lr", float("nan"), "`lr` must be a positive number"),
+        ("lr_decay", 1.5, r"`lr_decay` must be in \(0, 1\]"),
+        ("lam_recon", -0.1, "`lam_recon` must be a number >= 0"),
+        ("val_split", 1.0, r"`val_split` must be in \[0, 1\)"),
+        ("warmup_steps", -1, "`warmup_steps` must be an integer >= 0"),
+        ("steps_per_epoch", 0, "`steps_per_epoch` must be an integer >= 1"),
+        ("architecture", "huge", "`architecture` must be one of paper, micro"),
+        ("lr_schedule", "step", "`lr_schedule` must be one of exponential, cosine"),
+        ("mixed_precision", "float64", "`mixed_precision` must be one of"),
+        ("strategy", "ring", "`strategy` must be one of"),
+        ("verbose", 3, "`verbose` must be 0, 1 or 2"),
+        ("testing", True, "`testing` needs `weights`"),
+    ],
+)
+def test_config_names_the_bad_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_flag_names_turn_arguments_into_flags():
+    message = "TrainConfig: `val_split` must be in [0, 1), got 1.0; see `keras.Model`."
+    assert (
+        flag_names(message, {"val_split"}) == "TrainConfig: --val_split must be in [0, 1), got 1.0; see `keras.Model`."
+    )
+
+
+def test_train_py_flags_are_the_config_fields():
+    """Every field has a flag of its name and default, and the mapping builds the config."""
+    import dataclasses
+    import importlib.util
+
+    from absl import flags
+
+    spec = importlib.util.spec_from_file_location(
+        "train_cli", os.path.join(os.path.dirname(__file__), "..", "train.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # defines no flags: that happens in its __main__ block
+    values = flags.FlagValues()
+    module.define_flags(values)
+    values(["train.py", "--epochs", "3", "--lr_schedule", "cosine", "--verbose", "3"])
+    config = module.config_from_flags(values)
+    assert config.epochs == 3 and config.lr_schedule == "cosine" and config.verbose == 2
+    for field in dataclasses.fields(TrainConfig):
+        assert values[field.name].default == field.default, field.name
+
+
+def test_split_validation_holds_out_a_seeded_share():
+    x, y = np.arange(20).reshape(20, 1, 1, 1), np.arange(20)
+    (xt, yt), (xv, yv) = split_validation((x, y), 0.25, seed=3)
+    assert len(xv) == 5 and len(xt) == 15 and sorted(np.concatenate([yt, yv])) == list(range(20))
+    assert np.array_equal(split_validation((x, y), 0.25, seed=3)[1][1], yv)
+    with pytest.raises(TrainingError, match="at least 2 training images"):
+        split_validation((x[:1], y[:1]), 0.5, seed=0)
+
+
+def _config(data_dir, save_dir, **kw):
+    return TrainConfig(
+        data_dir=data_dir,
+        save_dir=save_dir,
+        batch_size=10,
+        steps_per_epoch=2,
+        seed=1,
+        verbose=0,
+        mixed_precision="float32",
+        **kw,
+    )
+
+
+def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, tmp_path, monkeypatch):
+    save = str(tmp_path / "run")
+    evaluations, fitting = [], []  # evaluate() calls outside fit (fit validates through evaluate too)
+    evaluate, fit = keras.Model.evaluate, keras.Model.fit
+
+    def counted_evaluate(self, *args, **kwargs):
+        if not fitting:
+            evaluations.append(1)
+        return evaluate(self, *args, **kwargs)
+
+    def flagged_fit(self, *args, **kwargs):
+        fitting.append(1)
+        try:
+            return fit(self, *args, **kwargs)
+        finally:
+            fitting.pop()
+
+    monkeypatch.setattr(keras.Model, "evaluate", counted_evaluate)
+    monkeypatch.setattr(keras.Model, "fit", flagged_fit)
+    metrics = run(_config(mnist_dir, save, epochs=1, warmup_steps=1))
+    # Validation on the test set after the last epoch is the test score: no second pass.
+    assert evaluations == []
+    history = json.load(open(os.path.join(save, "history.json")))
+    assert metrics["test_accuracy"] == pytest.approx(history[-1]["val_accuracy"])
+    assert metrics["config"]["epochs"] == 1 and history[-1]["seconds"] > 0
+    # Resumed with more epochs: the schedule comes back with the optimizer.
+    metrics = run(_config(mnist_dir, save, epochs=2, warmup_steps=1))
+    history = json.load(open(os.path.join(save, "history.json")))
+    assert [row["epoch"] for row in history] == [1, 2] and metrics["epochs_this_run"] == 1
+    assert [row["learning_rate"] for row in history] == pytest.approx([0.001, 0.0009])
+    # Validating on held-out images: the test set is scored once, at the end.
+    run(_config(mnist_dir, str(tmp_path / "val"), epochs=1, val_split=0.2))
+    assert evaluations == [1]
+
+
+def test_run_errors_name_arguments(mnist_dir, tmp_path):
+    with pytest.raises(TrainingError, match=r"`warmup_steps` \(4\) leaves no steps of the 2"):
+        run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, lr_schedule="cosine", warmup_steps=4))
+    with pytest.raises(TypeError, match="TrainConfig"):
+        run({"epochs": 1})
