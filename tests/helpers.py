@@ -171,3 +171,57 @@ def small_model(classes=3, routings=3, **kw):
     from keras_caps import CapsNet
 
     return CapsNet(input_shape=(12, 12, 1), classes=classes, routings=routings, **{**SMALL, **kw})
+
+
+# ---------------------------------------------------------------- layer tests
+def run_layer_test(
+    layer_cls,
+    init_kwargs,
+    input_shape,
+    expected_output_shape,
+    tmp_path,
+    output_dtype="float32",
+    mixed_output_dtype=None,
+):
+    """The checks every keras_caps layer passes (in the keras-hub manner):
+
+    built by a call, its `compute_output_shape`; a symbolic call on a
+    `keras.Input`; `get_config`/`from_config` round trip with equal outputs;
+    a `.keras` round trip inside a model with equal outputs; and a call under
+    each mixed-precision policy, whose output dtype is `mixed_output_dtype`
+    (None: the policy's compute dtype).
+    Returns the layer built in the first step.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2,) + tuple(input_shape)).astype("float32")
+    layer = layer_cls(**init_kwargs)
+    out = keras.ops.convert_to_numpy(layer(x))
+    assert out.shape == (2,) + tuple(expected_output_shape), out.shape
+    assert tuple(layer.compute_output_shape((2,) + tuple(input_shape))) == out.shape
+    assert keras.backend.standardize_dtype(out.dtype) == output_dtype
+
+    symbolic = layer(keras.Input(tuple(input_shape)))
+    assert tuple(symbolic.shape) == (None,) + tuple(expected_output_shape)
+
+    config = layer.get_config()
+    clone = layer_cls.from_config(config)
+    assert clone.get_config() == config
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), out, rtol=1e-6, atol=1e-6)
+
+    inputs = keras.Input(tuple(input_shape))
+    model = keras.Model(inputs, layer_cls(**init_kwargs)(inputs))
+    expected = keras.ops.convert_to_numpy(model(x))
+    path = os.path.join(str(tmp_path), f"{layer_cls.__name__}.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(x)), expected, rtol=1e-6, atol=1e-6)
+
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        mixed = layer_cls(**{**init_kwargs, "dtype": policy})
+        result = mixed(x)
+        wanted = mixed_output_dtype or mixed.compute_dtype
+        assert keras.backend.standardize_dtype(result.dtype) == wanted, (policy, result.dtype)
+        assert np.isfinite(keras.ops.convert_to_numpy(result)).all()
+    return layer

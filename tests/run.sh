@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite: everything on the TensorFlow backend, then the backend-neutral
-# core (layers, losses, model) again on the JAX backend.
+# core (layers, losses, model) again on the JAX backend. Extra arguments go to pytest:
+# `bash tests/run.sh -m "not slow"` is the fast tier (no subprocess runs, exports or kills).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS="ignore::DeprecationWarning"

@@ -72,13 +72,13 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--routings", "0"], "--routings must be >= 1"),
-        (["--lr_decay", "1.5"], "--lr_decay must lie in"),
+        (["--routings", "0"], "--routings must be an integer >= 1, got 0"),
+        (["--lr_decay", "1.5"], "--lr_decay must be in (0, 1]"),
         (["--dataset", "no_such_set"], "Unknown dataset 'no_such_set'"),
         (["--testing"], "--testing needs --weights"),
         (["--testing", "--weights", "/nonexistent.keras"], "no such file"),
         (["--mixed_precision", "float8"], "float8"),
-        (["--warmup_steps", "-1"], "--warmup_steps must be >= 0"),
+        (["--warmup_steps", "-1"], "--warmup_steps must be an integer >= 0"),
         (["--lr_schedule", "linear"], "linear"),
     ],
 )

@@ -60,7 +60,7 @@ class CapsNet(keras.Model):
         `model(images)` returns a dict: `scores`, the class scores (capsule
         lengths, float32, `(batch, classes)`), and `capsules`, the digit
         capsules `(batch, classes, digit_dim)`. `model.predict(images)` returns
-        the scores alone (through `predict_step`), as a classifier's does.
+        the scores alone, as a classifier's does.
         `model.forward(images)` adds the `reconstruction`;
         `model.reconstruct(images, labels=None)` returns just that.
 
@@ -68,8 +68,9 @@ class CapsNet(keras.Model):
         capsules, so `call` must return them to `fit` and `evaluate`, while a
         user of `predict` wants the scores. A separate backbone model (the
         keras-hub way) would split one network that has a single input and a
-        single task into two saved objects; the dict keeps one, and
-        `predict_step` is Keras's place to pick what `predict` returns.
+        single task into two saved objects; the dict keeps one, and `predict`
+        picks the scores from it (a backend's `predict_step` has a different
+        signature on each backend, `predict` one for all).
 
     Named configurations (`ARCHITECTURES`): `"paper"`, the paper's 8.2M
     weights (the defaults), and `"micro"`, 0.26M weights before the decoder,
@@ -325,9 +326,9 @@ class CapsNet(keras.Model):
             "capsules": keras.KerasTensor((batch, self.classes, self.digit_dim), dtype="float32"),
         }
 
-    def predict_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self(x, training=False)["scores"]
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`, returning the class scores `(n, classes)` alone."""
+        return super().predict(x, *args, **kwargs)["scores"]
 
     def one_hot(self, labels):
         """Integer labels `(batch,)`/`(batch, 1)` or one-hot `(batch, classes)` to one-hot float32."""

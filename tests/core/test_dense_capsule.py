@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_caps import DenseCapsule
-from tests.helpers import grad_wrt_weights, np_routing, np_squash
+from tests.helpers import grad_wrt_weights, np_routing, np_squash, run_layer_test
 
 IN_CAPS, IN_DIM, OUT_CAPS, OUT_DIM, BATCH = 6, 4, 3, 5, 2
 
@@ -106,11 +106,18 @@ def test_wrong_input_shape_is_a_clear_error():
         DenseCapsule(10, 16)(np.zeros((2, 8), "float32"))
 
 
-def test_config_round_trip():
-    layer = DenseCapsule(7, 12, routings=2, implementation="grouped_conv", name="dc")
-    clone = DenseCapsule.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    assert (clone.num_capsule, clone.dim_capsule, clone.routings, clone.implementation) == (7, 12, 2, "grouped_conv")
+@pytest.mark.parametrize("implementation", ["einsum", "grouped_conv"])
+def test_layer_contract(implementation, tmp_path):
+    # Routing runs in float32 under every policy, so the output is float32.
+    layer = run_layer_test(
+        DenseCapsule,
+        dict(num_capsule=7, dim_capsule=12, routings=2, implementation=implementation, name="dc"),
+        input_shape=(6, 4),
+        expected_output_shape=(7, 12),
+        mixed_output_dtype="float32",
+        tmp_path=tmp_path,
+    )
+    assert (layer.num_capsule, layer.dim_capsule, layer.routings, layer.implementation) == (7, 12, 2, implementation)
 
 
 def test_unknown_implementation_is_refused():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_caps import PrimaryCapsule
-from tests.helpers import np_squash
+from tests.helpers import np_squash, run_layer_test
 
 
 @pytest.mark.parametrize(
@@ -36,10 +36,16 @@ def test_matches_numpy_conv_reshape_squash():
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_config_round_trip():
-    layer = PrimaryCapsule(num_channels=4, dim_capsule=6, kernel_size=5, strides=1, name="pc")
-    clone = PrimaryCapsule.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+def test_layer_contract(tmp_path):
+    # 9x9 input, 5x5 kernel, stride 1: 5x5 positions x 4 channels = 100 capsules of 6D.
+    layer = run_layer_test(
+        PrimaryCapsule,
+        dict(num_channels=4, dim_capsule=6, kernel_size=5, strides=1, name="pc"),
+        input_shape=(9, 9, 3),
+        expected_output_shape=(100, 6),
+        tmp_path=tmp_path,
+    )
+    assert layer.get_config()["kernel_size"] == 5
 
 
 def test_bad_arguments():
