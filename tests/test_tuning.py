@@ -117,7 +117,7 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
     "extra,message",
     [
         (["--testing", "--weights", "x.keras"], "--tune and --testing exclude each other"),
-        (["--max_trials", "0"], "--max_trials must be >= 1"),
+        (["--max_trials", "0"], "--max_trials must be an integer >= 1"),
         (["--tuner", "grid"], "grid"),
     ],
 )

@@ -138,10 +138,11 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         if not config.resume:
             print(f"{config.save_dir} holds an interrupted run ({done} epochs done): resuming it.")
         model = _load_model(checkpoint, "save_dir")
-        # The checkpoint's optimizer carries its schedule; one written before
-        # schedules were saved with it has a plain rate, so give it this run's.
-        if not isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-            model.optimizer.learning_rate = rate
+        # The checkpoint's optimizer carries the schedule it was saved with; the
+        # config's replaces it (the same one for the same settings), so a resumed
+        # run can change its rate or length, and checkpoints from before
+        # schedules were saved get one.
+        model.optimizer.learning_rate = rate
         return model
     if config.resume:
         print(f"resume: no checkpoint in {config.save_dir}; starting afresh.")
