@@ -77,3 +77,16 @@ def test_the_schedule_is_saved_with_the_optimizer_and_resumes_where_it_stopped(t
     second = Record()
     restored.fit(x, y, batch_size=4, epochs=4, initial_epoch=2, verbose=0, callbacks=[second])
     assert first.rates + second.rates == pytest.approx(_rates(schedule, 12))
+
+
+def test_logged_rate_under_mixed_float16_is_the_schedules():
+    """Keras wraps the optimizer in a LossScaleOptimizer under mixed_float16 (the GPU's
+    `auto` policy); the log shows the schedule's rate, not the wrapper's placeholder 0."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    x, y = np.random.rand(12, 3).astype("float32"), np.random.rand(12, 1).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    schedule = learning_rate_schedule("exponential", 0.1, steps_per_epoch=3, total_steps=6, decay=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[LogLearningRate()])
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.05])

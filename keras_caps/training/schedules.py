@@ -97,7 +97,10 @@ def learning_rate_schedule(kind, learning_rate, steps_per_epoch, total_steps, de
 
 def rate_at(optimizer, step):
     """The rate `optimizer` uses at optimizer step `step` (a float)."""
-    rate = optimizer._learning_rate  # noqa: SLF001 - the schedule itself, not its value now
+    # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer,
+    # whose own `_learning_rate` is a placeholder 0: the schedule is the inner one's.
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    rate = optimizer._learning_rate  # the schedule itself, not its value at the current step
     if callable(rate):
         rate = rate(step)
     return float(keras.ops.convert_to_numpy(rate))
