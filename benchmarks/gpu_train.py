@@ -5,7 +5,8 @@
 
 `keras_caps.training.run`, the same run as `python train.py`: on a backend other than TensorFlow
 its input is `keras_caps.data.batches.ArrayBatches` (numpy; TensorFlow need not be installed).
-Prints one JSON line per epoch (seconds, training images/s, loss, test accuracy and error) and a
+Prints one JSON line per epoch (seconds with and without the test pass, training images/s, loss,
+test accuracy and error) and a
 summary line, and writes them to `--out`/gpu_train.json beside the run's own files.
 """
 
@@ -58,13 +59,15 @@ def main():
     metrics = run(config)
     with open(os.path.join(args.out, "history.json")) as f:
         history = json.load(f)
-    images = config.batch_size * (config.steps_per_epoch or -(-60000 // config.batch_size))
+    # Images one epoch trains on: the whole set, or --steps_per_epoch full batches.
+    images = metrics["train_images"] if args.steps_per_epoch is None else args.steps_per_epoch * args.batch_size
     rows = [
         {
             "epoch": h["epoch"],
             "lr": h["learning_rate"],
             "seconds": h["seconds"],
-            "train_images_per_s": round(images / h["seconds"], 1),
+            "train_seconds": h["train_seconds"],
+            "train_images_per_s": round(images / h["train_seconds"], 1),
             "loss": round(h["loss"], 5),
             "test_accuracy": h["val_accuracy"],
             "test_error_percent": round(100 * (1 - h["val_accuracy"]), 3),

@@ -78,14 +78,23 @@ def batches(images, labels, config, training, seed=None, first_epoch=0):
 
 
 class EpochSeconds(keras.callbacks.Callback):
-    """Puts each epoch's wall-clock seconds (training and validation) into its logs."""
+    """Puts each epoch's wall-clock seconds into its logs: `train_seconds` (its
+    training steps) and `seconds` (with its validation)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self._trained = None
+
+    def on_test_begin(self, logs=None):
+        # fit validates through evaluate, with these callbacks, after the epoch's steps.
+        if self._trained is None:
+            self._trained = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["seconds"] = round(time.perf_counter() - self._start, 2)
+            end = time.perf_counter()
+            logs["train_seconds"] = round((self._trained or end) - self._start, 2)
+            logs["seconds"] = round(end - self._start, 2)
 
 
 def _figures(model, history, test_images, save_dir):
@@ -218,7 +227,6 @@ def run(config):
 
     start = time.time()
     epochs_run = 0
-    last_logs = {}
     if not config.testing:
         if done >= config.epochs:
             print(f"{save_dir} already holds {done} of {config.epochs} epochs; nothing to train.")
@@ -256,13 +264,11 @@ def run(config):
                 f"({checkpoints.latest_checkpoint(save_dir)[1]}) is intact. Try a smaller `lr`."
             )
         checkpoints.save_model_atomic(model, os.path.join(out_dir, "final.keras"))
-        if epochs_run and history:
-            last_logs = history[-1]
     train_seconds = time.time() - start
 
-    if validate_on_test and "val_accuracy" in last_logs:
+    if validate_on_test and epochs_run:
         # The last epoch's validation already scored these weights on the test set.
-        results = {k[4:]: v for k, v in last_logs.items() if k.startswith("val_")}
+        results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
         results = model.evaluate(batches(*test, config, training=False), verbose=0, return_dict=True)
     figure_paths = _figures(model, history, test[0], out_dir)
@@ -274,6 +280,8 @@ def run(config):
         "test_reconstruction_loss": results["reconstruction_loss"],
         "epochs": len(history) if not config.testing else None,
         "epochs_this_run": epochs_run,
+        "train_images": len(train[0]),
+        "steps_per_epoch": steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "policy": policy,
         "backend": keras.backend.backend(),
