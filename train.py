@@ -22,6 +22,7 @@ os.environ.setdefault(
 
 from absl import app, flags
 
+from keras_caps import ARCHITECTURES
 from keras_caps.training import config as cfg
 
 
@@ -31,7 +32,7 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_enum(
         "architecture",
         D.architecture,
-        cfg.ARCHITECTURE_NAMES,
+        tuple(ARCHITECTURES),
         "paper: the paper's CapsNet (8.2M weights). micro: 0.26M weights before the decoder (three "
         "convolutions with batch normalization, 128 primary capsules), whose int8 file fits a "
         "microcontroller; train it with --lr_schedule cosine --lr 0.002 --warmup_steps 100 "

@@ -18,7 +18,7 @@ class ExportConfig:
     data_dir: str | None = None
     int8_io: str = "float32"
     int8_integer_only: bool = True
-    variants: tuple = ("float32", "float16", "dynamic_int8", "int8")
+    variants: tuple = tuple(VARIANTS)
     legacy_runtimes: bool = True
     calibration_images: int = 200
     eval_images: int | None = None
@@ -36,7 +36,8 @@ class ExportConfig:
         self.variants = tuple(self.variants)
         if not self.variants or not set(self.variants) <= set(VARIANTS):
             raise ValueError(
-                f"ExportConfig: `variants` must name some of {', '.join(VARIANTS)}, got {self.variants!r}."
+                "ExportConfig: `variants`: choose from "
+                f"{', '.join(VARIANTS)}; got {', '.join(self.variants) or 'none'}."
             )
         choices = (
             ("int8_io", ("float32", "int8", "uint8")),
@@ -49,8 +50,13 @@ class ExportConfig:
                 )
         for name in ("calibration_images", "latency_runs", "tflm_images", "eval_images", "tflm_arena_limit"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"ExportConfig: `{name}` must be an integer >= 1, got {value!r}.")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"ExportConfig: `{name}` must be an integer, got {value!r}.")
+            if value < 1:
+                unit = " byte" if name == "tflm_arena_limit" else ""
+                raise ValueError(f"ExportConfig: `{name}` must be >= 1{unit}, got {value!r}.")
         for name in ("mcu_mhz", "mcu_macs_per_cycle"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ExportConfig: `{name}` must be > 0, got {getattr(self, name)!r}.")

@@ -3,11 +3,13 @@
 import dataclasses
 import math
 
-ARCHITECTURE_NAMES = ("paper", "micro")
-SCHEDULE_NAMES = ("exponential", "cosine")
-POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-TUNERS = ("hyperband", "bayesian")
+from keras_caps.training import distribution, precision, schedules
+
+# The choices of the fields that name things, from the modules that own them.
+SCHEDULE_NAMES = schedules.SCHEDULES
+POLICIES = ("auto",) + precision.POLICIES
+STRATEGIES = distribution.STRATEGIES
+TUNERS = ("hyperband", "bayesian")  # keras_caps.training.tuning's algorithms (it imports keras-tuner)
 
 
 @dataclasses.dataclass
@@ -74,6 +76,9 @@ class TrainConfig:
     verbose: int = 1
 
     def __post_init__(self):
+        # Here, not at the top: keras_caps.models imports this package.
+        from keras_caps.models.capsnet import ARCHITECTURES
+
         for name, low in (
             ("routings", 1),
             ("epochs", 1),
@@ -87,7 +92,7 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1 if name == "steps_per_epoch" else None)
         for name, choices in (
-            ("architecture", ARCHITECTURE_NAMES),
+            ("architecture", tuple(ARCHITECTURES)),
             ("lr_schedule", SCHEDULE_NAMES),
             ("mixed_precision", POLICIES),
             ("strategy", STRATEGIES),

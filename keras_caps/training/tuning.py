@@ -15,8 +15,9 @@ import keras
 import keras_tuner as kt
 
 from keras_caps.models.capsnet import CapsNet
+from keras_caps.training.config import TUNERS
 
-ALGORITHMS = ("hyperband", "bayesian")
+ALGORITHMS = TUNERS
 
 
 def define_search_space(hp):
