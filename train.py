@@ -16,9 +16,8 @@ import sys
 
 # TensorFlow reads its C++ log level when it loads, before flags are parsed:
 # its start-up lines and logs only with --verbose 3.
-os.environ.setdefault(
-    "TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose=3" in " ".join(sys.argv).replace("--verbose 3", "--verbose=3") else "3"
-)
+_tf_logs = "--verbose=3" in sys.argv or any(a == "--verbose" and b == "3" for a, b in zip(sys.argv, sys.argv[1:]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _tf_logs else "3")
 
 from absl import app, flags
 

@@ -1,16 +1,17 @@
 """What the command-line programs share: quiet start-up and the `main()` wrapper."""
 
-import os
 import re
 import sys
 
 from absl import app, flags, logging
 
 
-def quiet_tensorflow(verbose=False):
-    """Hides TensorFlow's C++ start-up lines (CUDA stubs, CPU features, cuInit) and
-    absl INFO/WARNING logs unless `verbose`. Call before TensorFlow is imported."""
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+def quiet_logs(verbose=False):
+    """absl's INFO and WARNING lines (TensorFlow's, TFDS's, the converter's) only when `verbose`.
+
+    TensorFlow's C++ logs follow TF_CPP_MIN_LOG_LEVEL, which TensorFlow reads as
+    it loads: each program sets it from its own flag before importing keras_caps.
+    """
     logging.set_verbosity(logging.INFO if verbose else logging.ERROR)
 
 
@@ -31,7 +32,7 @@ def absl_main(run, expected_errors, takes_args=False, verbose=lambda flag_values
     """
 
     def main(argv):
-        quiet_tensorflow(verbose(flags.FLAGS))
+        quiet_logs(verbose(flags.FLAGS))
         if len(argv) > 1 and not takes_args:
             raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
         try:

@@ -3,12 +3,14 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-from tests.helpers import common, train, write_mnist
+from tests.helpers import ROOT, common, train, write_mnist
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow
@@ -156,3 +158,32 @@ def test_micro_architecture_trains_and_saves(mnist_dir, tmp_path):
     expected = keras_caps.ARCHITECTURES["micro"]
     assert model.conv_filters == expected["conv_filters"] and model.conv_batch_norm
     assert tuple(model.digit_caps.kernel.shape) == (10, 128, 16, 8)
+
+
+def test_bad_value_is_the_only_line_on_stderr_without_verbose(tmp_path):
+    """As a new user runs it (no TF_CPP_MIN_LOG_LEVEL set): none of TensorFlow's start-up
+    lines, just the one error line."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    for program, args in (
+        ("train.py", ["--epochs", "0", "--save_dir", str(tmp_path / "r")]),
+        ("predict.py", ["--model", str(tmp_path / "absent.keras"), "a.png"]),
+    ):
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, program), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=ROOT,
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and result.stderr.startswith("error: ")
+    result = subprocess.run(
+        [sys.executable, "-m", "export", "--model", "absent.keras", "--tflm_images", "0", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert result.stderr.strip().splitlines() == ["error: ExportConfig: --tflm_images must be >= 1, got 0."]
