@@ -111,16 +111,21 @@ def write_mnist(folder, n_train=30, n_test=10, size=28, gz=True, sep="-", seed=0
     return arrays
 
 
-def train(*args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+def run_program(program, *args, timeout=300, quiet=True):
+    """One of the command lines, run as a user runs it from the repository root:
+    `program` is "train.py", "predict.py" or "export" (`python -m export`). With
+    `quiet`, TF_CPP_MIN_LOG_LEVEL=3 as the programs set it themselves; without,
+    the variable is left unset, as on a new user's machine."""
+    command = [sys.executable, "-m", "export"] if program == "export" else [sys.executable, os.path.join(ROOT, program)]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(KERAS_BACKEND="tensorflow", **({"TF_CPP_MIN_LOG_LEVEL": "3"} if quiet else {}))
     return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
+        command + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
     )
+
+
+def train(*args, timeout=300):
+    return run_program("train.py", *args, timeout=timeout)
 
 
 def common(mnist_dir, save_dir):

@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -13,12 +12,11 @@ import tensorflow as tf
 from keras_caps import CapsNet
 from keras_caps.export import ExportError, convert, float32_copy
 from keras_caps.models.files import TFLiteModel
-from tests.helpers import write_mnist
+from tests.helpers import ROOT, run_program, write_mnist
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(conv_filters=16, primary_channels=4, primary_dim=8, digit_dim=8, decoder_units=(32, 64))
 
 
@@ -42,12 +40,8 @@ def trained(tmp_path_factory):
 def test_export_cli_writes_verified_files(trained):
     folder, path, model = trained
     out = folder / "dist"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
+    result = _export(
         [
-            sys.executable,
-            "-m",
-            "export",
             "--model",
             path,
             "--out",
@@ -59,10 +53,6 @@ def test_export_cli_writes_verified_files(trained):
             "--calibration_images",
             "10",
         ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -231,14 +221,7 @@ def test_bad_model_files(tmp_path, content, message):
     path = str(tmp_path / "m.keras")
     if content is not None:
         open(path, "wb").write(content)
-    result = subprocess.run(
-        [sys.executable, "-m", "export", "--model", path, "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )
+    result = _export(["--model", path, "--out", str(tmp_path / "o")], timeout=120)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
@@ -296,23 +279,8 @@ def test_every_variant_runs_in_tflite_runtime_2_14(trained, tmp_path):
 
 
 def test_unknown_variant_is_refused_before_any_work(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "export",
-            "--model",
-            "absent.keras",
-            "--variants",
-            "float32,int4",
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    result = _export(
+        ["--model", "absent.keras", "--variants", "float32,int4", "--out", str(tmp_path / "o")], timeout=120
     )
     assert result.returncode != 0 and "--variants: choose from float32" in result.stderr
     assert not (tmp_path / "o").exists()
@@ -323,11 +291,8 @@ def test_export_cli_int8_with_the_squash_in_float(trained):
     from keras_caps.export.tflite import float_arithmetic
 
     out = folder / "dist_float_squash"
-    result = subprocess.run(
+    result = _export(
         [
-            sys.executable,
-            "-m",
-            "export",
             "--model",
             path,
             "--out",
@@ -343,13 +308,9 @@ def test_export_cli_int8_with_the_squash_in_float(trained):
             "--noint8_integer_only",
             "--int8_io",
             "uint8",
-            "--notflm",
-        ],  # TFLM has no float -> uint8 QUANTIZE
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+            "--notflm",  # TFLM has no float -> uint8 QUANTIZE
+        ],
         timeout=600,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     flat = open(out / "capsnet_int8.tflite", "rb").read()
@@ -361,14 +322,7 @@ def test_export_cli_int8_with_the_squash_in_float(trained):
 
 
 def _export(args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "export", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )
+    return run_program("export", *args, timeout=timeout)
 
 
 def test_export_cli_scores_only_files_for_a_microcontroller(trained):

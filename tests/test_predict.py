@@ -1,9 +1,5 @@
 """The image loader and `predict.py` on all three model formats."""
 
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -12,11 +8,10 @@ from PIL import Image
 
 from keras_caps import CapsNet
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
+from tests.helpers import run_program
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def digit(size=28):
@@ -90,15 +85,7 @@ def models(tmp_path_factory):
 
 
 def predict(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "predict.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
+    return run_program("predict.py", *args)
 
 
 @pytest.mark.parametrize("name", ["m.keras", "saved_model", "m.tflite"])
