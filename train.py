@@ -139,6 +139,9 @@ def define_flags(fv=flags.FLAGS):
         "and TensorFlow's own logs (hidden otherwise).",
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "figures", D.figures, "PNG figures at the end: training curves, reconstructions, latent walk.", flag_values=fv
+    )
     flags.register_validator("verbose", lambda v: 0 <= v <= 3, "--verbose must be 0, 1, 2 or 3.", flag_values=fv)
 
 

@@ -1,4 +1,4 @@
-"""The paper's MNIST run on the Keras JAX backend (made for the lent GPU machines), with its figures.
+"""The paper's MNIST run on the Keras JAX backend (made for the lent GPU machines), with its timings.
 
     KERAS_BACKEND=jax python benchmarks/gpu_train.py --data_dir DIR [--epochs 50] [--policy mixed_float16]
         [--routings 3] [--out FOLDER] [train.py's schedule flags]
@@ -51,6 +51,7 @@ def main():
             mixed_precision=args.policy,
             seed=args.seed,
             steps_per_epoch=args.steps_per_epoch,
+            figures=False,  # the GPU machines need no matplotlib
             save_dir=args.out,
             verbose=2,
         )

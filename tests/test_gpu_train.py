@@ -55,10 +55,11 @@ def test_epochs_are_permutations_reproducible_by_seed_and_epoch():
 
 
 @pytest.mark.slow
-def test_runs_on_jax_without_tensorflow(tmp_path):
+def test_runs_on_jax_without_tensorflow_or_matplotlib(tmp_path):
     write_mnist(str(tmp_path / "mnist"), n_train=40, n_test=20)
     code = (
         "import sys, runpy; sys.modules['tensorflow'] = None; sys.modules['tensorflow_datasets'] = None; "
+        "sys.modules['matplotlib'] = None; "
         "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
     )
     out = tmp_path / "out"

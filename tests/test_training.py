@@ -120,8 +120,10 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert [row["epoch"] for row in history] == [1, 2] and metrics["epochs_this_run"] == 1
     assert [row["learning_rate"] for row in history] == pytest.approx([0.001, 0.0009])
     # Validating on held-out images: the test set is scored once, at the end.
-    run(_config(mnist_dir, str(tmp_path / "val"), epochs=1, val_split=0.2))
+    metrics = run(_config(mnist_dir, str(tmp_path / "val"), epochs=1, val_split=0.2, figures=False))
     assert evaluations == [1]
+    assert metrics["figures"] == {} and not list((tmp_path / "val").glob("*.png"))
+    assert len(list((tmp_path / "run").glob("*.png"))) == 3
 
 
 def test_run_errors_name_arguments(mnist_dir, tmp_path):

@@ -48,6 +48,7 @@ class TrainConfig:
         tuner: `"hyperband"` or `"bayesian"` (for `tune`).
         max_trials: most trials of a search (>= 1).
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 a line per epoch).
+        figures: draw the PNG figures at the end (needs matplotlib).
     """
 
     architecture: str = "paper"
@@ -74,6 +75,7 @@ class TrainConfig:
     tuner: str = "hyperband"
     max_trials: int = 10
     verbose: int = 1
+    figures: bool = True
 
     def __post_init__(self):
         # Here, not at the top: keras_caps.models imports this package.

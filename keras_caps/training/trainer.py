@@ -271,7 +271,7 @@ def run(config):
         results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
         results = model.evaluate(batches(*test, config, training=False), verbose=0, return_dict=True)
-    figure_paths = _figures(model, history, test[0], out_dir)
+    figure_paths = _figures(model, history, test[0], out_dir) if config.figures else {}
     metrics = {
         "test_accuracy": results["accuracy"],
         "test_error": 1.0 - results["accuracy"],
