@@ -10,9 +10,6 @@ from keras_caps import CapsNet
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
 from tests.helpers import run_program
 
-# Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
-pytestmark = pytest.mark.slow
-
 
 def digit(size=28):
     """A bright '7'-like stroke on black, MNIST style."""
@@ -88,6 +85,8 @@ def predict(*args):
     return run_program("predict.py", *args)
 
 
+# The command line on exported files: the slow tier (pytest -m 'not slow' skips these two).
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["m.keras", "saved_model", "m.tflite"])
 def test_cli_on_each_format(models, name):
     folder, model = models
@@ -105,6 +104,7 @@ def test_cli_on_each_format(models, name):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_bad_models(models, tmp_path):
     folder, _ = models
     fake = tmp_path / "fake.tflite"
