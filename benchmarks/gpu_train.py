@@ -1,7 +1,7 @@
 """The paper's MNIST run on the Keras JAX backend (made for the lent GPU machines), with its timings.
 
-    KERAS_BACKEND=jax python benchmarks/gpu_train.py --data_dir DIR [--epochs 50] [--policy mixed_float16]
-        [--routings 3] [--out FOLDER] [train.py's schedule flags]
+    KERAS_BACKEND=jax python benchmarks/gpu_train.py --data_dir DIR [--recipe fast] [--policy mixed_float16]
+        [--routings 3] [--out FOLDER] [train.py's schedule flags: --epochs, --lr, --ema_momentum, ...]
 
 `keras_caps.training.run`, the same run as `python train.py`: on a backend other than TensorFlow
 its input is `keras_caps.data.batches.ArrayBatches` (numpy; TensorFlow need not be installed).
@@ -19,12 +19,15 @@ import sys
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", required=True, help="folder with the four MNIST IDX files")
-    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--recipe", default="fast", help="train.py's --recipe: fast (20 epochs), reference, micro")
+    # The schedule: unset, the recipe's (as in train.py).
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--lr_decay", type=float)
+    p.add_argument("--lr_schedule", choices=["exponential", "cosine"])
+    p.add_argument("--warmup_steps", type=int)
+    p.add_argument("--ema_momentum", type=float)
     p.add_argument("--batch_size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr_decay", type=float, default=0.9)
-    p.add_argument("--lr_schedule", default="exponential", choices=["exponential", "cosine"])
-    p.add_argument("--warmup_steps", type=int, default=0)
     p.add_argument("--routings", type=int, default=3)
     p.add_argument("--shift_pixels", type=int, default=2)
     p.add_argument("--policy", default="mixed_float16", choices=["float32", "mixed_float16", "mixed_bfloat16"])
@@ -40,7 +43,9 @@ def main():
     try:
         config = TrainConfig(
             data_dir=args.data_dir,
+            recipe=args.recipe,
             epochs=args.epochs,
+            ema_momentum=args.ema_momentum,
             batch_size=args.batch_size,
             lr=args.lr,
             lr_decay=args.lr_decay,

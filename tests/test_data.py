@@ -66,11 +66,28 @@ def test_seeded_repeated_training_set_is_the_same_from_every_iterator():
     assert all(sorted(e) == list(range(12)) for e in epochs)  # each epoch sees every image once
     assert len({tuple(e) for e in epochs}) == 3  # in a new order each epoch
     assert any(not np.array_equal(x, images[y] / 255.0) for x, y in first)  # shifted
-    # A resumed run continues the sequence of epochs instead of repeating epoch 0.
+    # A resumed run continues the sequence of epochs, shifts included, instead of repeating epoch 0.
     later = data.make_dataset(images, labels, 4, training=True, shift_pixels=1, seed=5, repeat=True, first_epoch=1)
-    np.testing.assert_array_equal(np.concatenate([y for _, y in _batches(later, 3)]), epochs[1])
+    for (x1, y1), (x2, y2) in zip(first[3:], _batches(later, 6)):
+        np.testing.assert_array_equal(y1, y2)
+        np.testing.assert_array_equal(x1, x2)
     other_seed = data.make_dataset(images, labels, 4, training=True, seed=6, repeat=True)
     assert not np.array_equal(np.concatenate([y for _, y in _batches(other_seed, 3)]), epochs[0])
+
+
+def test_a_resumed_stream_is_the_uninterrupted_one_for_any_epoch_length():
+    """Passes of 10 images in batches of 4 (4, 4, 2), epochs of 3 batches (not a pass):
+    after 2 epochs a resumed stream yields batch 6 onwards of the uninterrupted one."""
+    images = np.random.default_rng(1).integers(0, 256, (10, 6, 6, 1), dtype=np.uint8)
+    labels = np.arange(10)
+    args = dict(training=True, shift_pixels=1, seed=2, repeat=True, steps_per_epoch=3)
+    whole = _batches(data.make_dataset(images, labels, 4, **args), 12)
+    assert [len(y) for _, y in whole[:6]] == [4, 4, 2, 4, 4, 2]  # each pass batched on its own
+    assert sorted(np.concatenate([y for _, y in whole[:3]])) == list(range(10))
+    resumed = _batches(data.make_dataset(images, labels, 4, first_epoch=2, **args), 6)
+    for (x1, y1), (x2, y2) in zip(whole[6:], resumed):
+        np.testing.assert_array_equal(y1, y2)
+        np.testing.assert_array_equal(x1, x2)
 
 
 def test_load_arrays_from_idx(tmp_path):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
     save = str(tmp_path / "run")
-    result = train(*common(mnist_dir, save), "--epochs", "2")
+    result = train(*common(mnist_dir, save), "--epochs", "2", "--recipe", "reference")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Test accuracy" in result.stdout
     for name in (
@@ -45,7 +45,7 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
         assert model.predict(np.zeros((1, 28, 28, 1), "float32"), verbose=0).shape == (1, 10)
 
     # Same save_dir, more epochs: it continues at epoch 3 with the optimizer state.
-    result = train(*common(mnist_dir, save), "--epochs", "3", "--resume")
+    result = train(*common(mnist_dir, save), "--epochs", "3", "--resume", "--recipe", "reference")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(open(os.path.join(save, "log.csv"))))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
@@ -80,6 +80,8 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
         (["--mixed_precision", "float8"], "float8"),
         (["--warmup_steps", "-1"], "--warmup_steps must be an integer >= 0"),
         (["--lr_schedule", "linear"], "linear"),
+        (["--recipe", "paper"], "paper"),
+        (["--ema_momentum", "1"], "--ema_momentum must be in [0, 1), got 1.0"),
     ],
 )
 def test_bad_flags_are_one_clear_line(mnist_dir, tmp_path, args, message):
@@ -125,11 +127,18 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(mnist_dir, tmp_path):
 
 def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
     save = str(tmp_path / "run")
-    result = train(*common(mnist_dir, save), "--epochs", "2", "--lr_schedule", "cosine", "--warmup_steps", "1")
+    flags = ("--epochs", "2", "--lr_schedule", "cosine", "--warmup_steps", "1", "--recipe", "reference")
+    result = train(*common(mnist_dir, save), *flags)  # the flags given win over the recipe's
     assert result.returncode == 0, result.stderr[-3000:]
     rates = [float(r["learning_rate"]) for r in csv.DictReader(open(os.path.join(save, "log.csv")))]
     # 4 steps: warm-up step 0, then cosine from step 1 to 0 at step 4; the log holds each epoch's last rate.
     assert rates == pytest.approx([0.001, 0.001 * 0.5 * (1 + np.cos(np.pi * 2 / 3))], rel=1e-4)
+    # No schedule flag: the default recipe, its moving average scored beside the trained weights.
+    result = train(*common(mnist_dir, str(tmp_path / "fast")), "--epochs", "1", "--figures=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.load(open(tmp_path / "fast" / "metrics.json"))["config"]
+    assert config["recipe"] == "fast" and config["lr_schedule"] == "cosine" and config["ema_momentum"] == 0.999
+    assert "raw_val_accuracy" in next(csv.DictReader(open(tmp_path / "fast" / "log.csv")))
     result = train(
         *common(mnist_dir, str(tmp_path / "r2")), "--epochs", "1", "--lr_schedule", "cosine", "--warmup_steps", "2"
     )

@@ -107,7 +107,7 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
 
     monkeypatch.setattr(keras.Model, "evaluate", counted_evaluate)
     monkeypatch.setattr(keras.Model, "fit", flagged_fit)
-    metrics = run(_config(mnist_dir, save, epochs=1, warmup_steps=1))
+    metrics = run(_config(mnist_dir, save, recipe="reference", epochs=1, warmup_steps=1))
     # Validation on the test set after the last epoch is the test score: no second pass.
     assert evaluations == []
     history = json.load(open(os.path.join(save, "history.json")))
@@ -115,7 +115,7 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert metrics["config"]["epochs"] == 1 and metrics["train_images"] == 60 and metrics["steps_per_epoch"] == 2
     assert 0 < history[-1]["train_seconds"] < history[-1]["seconds"]  # the test pass comes after the steps
     # Resumed with more epochs: the schedule comes back with the optimizer.
-    metrics = run(_config(mnist_dir, save, epochs=2, warmup_steps=1))
+    metrics = run(_config(mnist_dir, save, recipe="reference", epochs=2, warmup_steps=1))
     history = json.load(open(os.path.join(save, "history.json")))
     assert [row["epoch"] for row in history] == [1, 2] and metrics["epochs_this_run"] == 1
     assert [row["learning_rate"] for row in history] == pytest.approx([0.001, 0.0009])
@@ -131,3 +131,88 @@ def test_run_errors_name_arguments(mnist_dir, tmp_path):
         run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, lr_schedule="cosine", warmup_steps=4))
     with pytest.raises(TypeError, match="TrainConfig"):
         run({"epochs": 1})
+
+
+def test_recipes_fill_the_fields_left_unset():
+    from keras_caps.training.recipes import RECIPES
+
+    fast = TrainConfig()
+    assert fast.recipe == "fast" and {k: getattr(fast, k) for k in RECIPES["fast"]} == RECIPES["fast"]
+    assert fast.epochs == 20 and fast.lr_schedule == "cosine" and fast.ema_momentum > 0
+    reference = TrainConfig(recipe="reference")
+    assert (reference.epochs, reference.lr, reference.lr_schedule) == (50, 0.001, "exponential")
+    assert reference.warmup_steps == 0 and reference.ema_momentum == 0
+    # A value given explicitly wins over the recipe's, and is not counted as the recipe's.
+    cut = TrainConfig(recipe="reference", epochs=20, warmup_steps=0)
+    assert cut.epochs == 20 and cut.lr == 0.001
+    assert cut.from_recipe == set(RECIPES["reference"]) - {"epochs", "warmup_steps"}
+    assert cut.to_dict()["epochs"] == 20 and "from_recipe" not in cut.to_dict()
+    with pytest.raises(ValueError, match="`recipe` must be one of fast, reference, micro, got 'paper'"):
+        TrainConfig(recipe="paper")
+    for bad in (1.0, -0.5, "0.9"):
+        with pytest.raises(ValueError, match=r"`ema_momentum` must be in \[0, 1\)"):
+            TrainConfig(ema_momentum=bad)
+
+
+def test_a_recipes_warm_up_shrinks_for_a_short_run_but_a_given_one_does_not():
+    from keras_caps.training.trainer import _schedule
+
+    def warmup(config, steps):
+        schedule = _schedule(config, steps)
+        return schedule.warmup_steps if hasattr(schedule, "warmup_steps") else 0
+
+    assert warmup(TrainConfig(), 600) == 600  # 20 epochs of MNIST: the recipe's as it is
+    assert warmup(TrainConfig(epochs=1), 600) == 60  # a tenth of a one-epoch run
+    assert warmup(TrainConfig(epochs=1), 5) == 0
+    with pytest.raises(TrainingError, match=r"`warmup_steps` \(600\) leaves no steps of the 600"):
+        _schedule(TrainConfig(epochs=1, warmup_steps=600), 600)
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+
+
+def test_run_with_an_average_keeps_validates_and_resumes_it(mnist_dir, tmp_path):
+    """The default recipe's moving average: scored each epoch under val_ (the trained weights'
+    scores under raw_val_), written into best.keras and final.keras, continued on resume."""
+    from keras_caps.training.averaging import averaged_weights
+
+    save = str(tmp_path / "run")
+    metrics = run(_config(mnist_dir, save, recipe="reference", epochs=2, ema_momentum=0.5, figures=False))
+    history = json.load(open(os.path.join(save, "history.json")))
+    assert {"val_accuracy", "raw_val_accuracy", "raw_val_loss"} <= set(history[-1])
+    assert metrics["test_accuracy"] == pytest.approx(history[-1]["val_accuracy"])
+    assert metrics["test_loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)
+    final = keras.models.load_model(os.path.join(save, "final.keras"))
+    checkpoint = keras.models.load_model(os.path.join(save, "checkpoints", "epoch-0002.keras"))
+    assert any(not np.allclose(a, b) for a, b in zip(_weights(final), _weights(checkpoint)))  # raw in the checkpoint
+    with averaged_weights(checkpoint):
+        for got, want in zip(_weights(final), _weights(checkpoint)):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    scores = final.evaluate(*_test_arrays(mnist_dir), batch_size=10, verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
+    best_epoch = int(np.argmax([row["val_accuracy"] for row in history]))  # the first of equals
+    if best_epoch == 1:
+        best = keras.models.load_model(os.path.join(save, "best.keras"))
+        for got, want in zip(_weights(best), _weights(final)):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert metrics["peak_rss_mib"] > 100 and set(metrics["machine"]) >= {"cpu", "cores", "avx512", "bf16"}
+
+    # One epoch, then a resumed second: the same weights and average as two epochs in one go
+    # (the same batches and shifts, the average continued from the checkpoint).
+    resumed = str(tmp_path / "resumed")
+    run(_config(mnist_dir, resumed, recipe="reference", epochs=1, ema_momentum=0.5, figures=False))
+    run(_config(mnist_dir, resumed, recipe="reference", epochs=2, ema_momentum=0.5, figures=False))
+    again = keras.models.load_model(os.path.join(resumed, "checkpoints", "epoch-0002.keras"))
+    for got, want in zip(_weights(again), _weights(checkpoint)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    again = keras.models.load_model(os.path.join(resumed, "final.keras"))
+    for got, want in zip(_weights(again), _weights(final)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def _test_arrays(mnist_dir):
+    from keras_caps.data.datasets import load_arrays
+
+    _, (x, y), _ = load_arrays("mnist", mnist_dir)
+    return x.astype("float32") / 255.0, y

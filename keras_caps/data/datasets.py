@@ -164,7 +164,17 @@ def _to_arrays(ds, chunk=10000):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None, repeat=False, first_epoch=0):
+def make_dataset(
+    images,
+    labels,
+    batch_size,
+    training,
+    shift_pixels=0,
+    seed=None,
+    repeat=False,
+    first_epoch=0,
+    steps_per_epoch=None,
+):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
     uint8 images are held in memory as they are and divided by 255 per batch;
@@ -172,35 +182,43 @@ def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None
     epoch and shifted by up to `shift_pixels` pixels.
 
     With a `seed`, a repeated training set is a pure function of the seed:
-    epoch e is shuffled by (seed, `first_epoch` + e), so every iterator over
-    it, on every worker and after every restart, yields the same batches.
+    pass p over the images is shuffled by (seed, p) and batched on its own (the
+    last batch of a pass may be short), and global batch g is shifted by
+    (seed, g). Every iterator over it, on every worker, yields the same
+    batches, and one for a run resumed after `first_epoch` epochs of
+    `steps_per_epoch` batches (default: one pass) starts at the batch an
+    uninterrupted run would have reached, shifts included.
     """
     import tensorflow as tf
 
     AUTOTUNE = tf.data.AUTOTUNE
     divisor = 255.0 if np.issubdtype(np.asarray(images).dtype, np.integer) else 1.0
-    if training and repeat and seed is not None:
+    seeded = training and repeat and seed is not None
+    if seeded:
         # Not shuffle(reshuffle_each_iteration): its epochs draw seeds from a
         # generator shared by all iterators, so a prefetching iterator that
         # Keras discards (it peeks at one batch under tf.distribute) shifts
         # the order of the next one, depending on thread timing.
         count = len(images)
+        per_pass = -(-count // batch_size)
+        done = first_epoch * (steps_per_epoch or per_pass)  # batches an uninterrupted run has taken
         all_images, all_labels = tf.constant(images), tf.constant(labels)
 
-        def permutation(epoch):
-            return tf.random.experimental.stateless_shuffle(
-                tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        def one_pass(data_pass):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), data_pass])
             )
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate(data_pass * per_pass)
 
-        ds = tf.data.Dataset.counter(first_epoch).map(permutation).unbatch().batch(batch_size)
-        ds = ds.map(lambda index: (tf.gather(all_images, index), tf.gather(all_labels, index)))
+        ds = tf.data.Dataset.counter(done // per_pass).flat_map(one_pass).skip(done % per_pass)
+        ds = ds.map(lambda number, index: (number, (tf.gather(all_images, index), tf.gather(all_labels, index))))
     else:
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
         if training:
             ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        ds = ds.batch(batch_size, drop_remainder=False)
+        ds = ds.batch(batch_size, drop_remainder=False).enumerate()
     shifting = training and shift_pixels > 0
 
     def scale(x, y):
@@ -214,9 +232,9 @@ def make_dataset(images, labels, batch_size, training, shift_pixels=0, seed=None
         return shift_images(x, shift_pixels, seed=batch_seed), y
 
     if shifting:
-        ds = ds.enumerate().map(scale_and_shift, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(scale_and_shift, num_parallel_calls=AUTOTUNE)
     else:
-        ds = ds.map(scale, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda number, batch: scale(*batch), num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)
     # In-memory data has no files to shard: workers of a multi-worker run take
     # alternate elements of the same (identically seeded) order.

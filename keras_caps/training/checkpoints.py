@@ -12,6 +12,8 @@ import tempfile
 
 import keras
 
+from keras_caps.training.averaging import averaged_weights
+
 CHECKPOINT_DIR = "checkpoints"
 _EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.keras$")
 MIN_FREE_BYTES = 256 << 20
@@ -90,8 +92,9 @@ def latest_checkpoint(save_dir):
 
 class RunCheckpoint(keras.callbacks.Callback):
     """At each epoch's end: the epoch checkpoint (with optimizer state), the
-    best model by `monitor`, `history.json` and `log.csv`, each written
-    atomically. A run killed at any moment resumes from the last whole epoch.
+    best model by `monitor` (the averaged weights, when the optimizer keeps a
+    moving average), `history.json` and `log.csv`, each written atomically.
+    A run killed at any moment resumes from the last whole epoch.
     """
 
     def __init__(self, save_dir, history=None, monitor="val_accuracy", keep=2):
@@ -123,7 +126,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         if value is not None and (self.best is None or value > self.best):
             self.best = value
-            save_model_atomic(self.model, os.path.join(self.save_dir, "best.keras"))
+            # The model that was scored: the averaged weights, where the run keeps an average.
+            with averaged_weights(self.model):
+                save_model_atomic(self.model, os.path.join(self.save_dir, "best.keras"))
         save_model_atomic(self.model, os.path.join(folder, f"epoch-{done:04d}.keras"))
         for _old, name in sorted((int(m.group(1)), n) for n in os.listdir(folder) if (m := _EPOCH_FILE.match(n)))[
             : -self.keep

@@ -3,24 +3,29 @@
 import dataclasses
 import math
 
-from keras_caps.training import distribution, precision, schedules
+from keras_caps.training import distribution, precision, recipes, schedules
 
 # The choices of the fields that name things, from the modules that own them.
 SCHEDULE_NAMES = schedules.SCHEDULES
 POLICIES = ("auto",) + precision.POLICIES
 STRATEGIES = distribution.STRATEGIES
 TUNERS = ("hyperband", "bayesian")  # keras_caps.training.tuning's algorithms (it imports keras-tuner)
+RECIPE_NAMES = tuple(recipes.RECIPES)
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Everything a run of `keras_caps.training.run` (and `tune`) needs.
 
-    The defaults are the reference's recipe (50 epochs of Adam 1e-3, x0.9 per
-    epoch, 2-pixel shifts, validation on the test set). Invalid values raise
-    `ValueError` naming the field when the config is made.
+    The schedule fields (`epochs`, `lr`, `lr_decay`, `lr_schedule`,
+    `warmup_steps`, `ema_momentum`) left `None` take the values of `recipe`
+    (`keras_caps.training.recipes.RECIPES`); one given explicitly wins. Invalid
+    values raise `ValueError` naming the field when the config is made.
 
     Attributes:
+        recipe: `"fast"` (the default: the recipe chosen for 20 epochs),
+            `"reference"` (the PyTorch and Keras ports': 50 epochs of Adam
+            1e-3, x0.9 per epoch) or `"micro"` (for `architecture="micro"`).
         architecture: `"paper"` or `"micro"` (`keras_caps.ARCHITECTURES`).
         routings: routing iterations of the digit capsules (>= 1).
         epochs: epochs to train (>= 1); with `tune`, each trial's most.
@@ -30,6 +35,9 @@ class TrainConfig:
         lr_schedule: `"exponential"` (`lr * lr_decay**epoch`) or `"cosine"`
             (per step, to 0 at the run's last step).
         warmup_steps: linear warm-up over the first optimizer steps (>= 0).
+        ema_momentum: momentum of a moving average of the weights (Polyak
+            averaging; Keras's `use_ema`) that is validated every epoch and
+            kept as the run's model, in [0, 1); 0: none.
         lam_recon: weight of the mean squared reconstruction error (>= 0).
         shift_pixels: random shift of training images, in pixels (>= 0).
         dataset: a TFDS image classification data set name.
@@ -51,14 +59,16 @@ class TrainConfig:
         figures: draw the PNG figures at the end (needs matplotlib).
     """
 
+    recipe: str = "fast"
     architecture: str = "paper"
     routings: int = 3
-    epochs: int = 50
+    epochs: int | None = None
     batch_size: int = 100
-    lr: float = 0.001
-    lr_decay: float = 0.9
-    lr_schedule: str = "exponential"
-    warmup_steps: int = 0
+    lr: float | None = None
+    lr_decay: float | None = None
+    lr_schedule: str | None = None
+    warmup_steps: int | None = None
+    ema_momentum: float | None = None
     lam_recon: float = 0.392
     shift_pixels: int = 2
     dataset: str = "mnist"
@@ -81,6 +91,12 @@ class TrainConfig:
         # Here, not at the top: keras_caps.models imports this package.
         from keras_caps.models.capsnet import ARCHITECTURES
 
+        if self.recipe not in RECIPE_NAMES:
+            raise ValueError(f"TrainConfig: `recipe` must be one of {', '.join(RECIPE_NAMES)}, got {self.recipe!r}.")
+        # Not a field: which values came from the recipe (a recipe's warm-up shrinks for a short run).
+        self.from_recipe = frozenset(n for n in recipes.RECIPES[self.recipe] if getattr(self, n) is None)
+        for name in self.from_recipe:
+            setattr(self, name, recipes.RECIPES[self.recipe][name])
         for name, low in (
             ("routings", 1),
             ("epochs", 1),
@@ -105,14 +121,16 @@ class TrainConfig:
                     f"TrainConfig: `{name}` must be one of {', '.join(choices)}, got {getattr(self, name)!r}."
                 )
         checks = (
-            ("lr", self.lr > 0, "a positive number"),
-            ("lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]"),
-            ("lam_recon", self.lam_recon >= 0, "a number >= 0"),
-            ("val_split", 0 <= self.val_split < 1, "in [0, 1)"),
+            ("lr", lambda v: v > 0, "a positive number"),
+            ("lr_decay", lambda v: 0 < v <= 1, "in (0, 1]"),
+            ("lam_recon", lambda v: v >= 0, "a number >= 0"),
+            ("ema_momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("val_split", lambda v: 0 <= v < 1, "in [0, 1)"),
         )
         for name, ok, what in checks:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not ok:
+            number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+            if not number or not ok(value):
                 raise ValueError(f"TrainConfig: `{name}` must be {what}, got {value!r}.")
         if self.verbose not in (0, 1, 2):
             raise ValueError(f"TrainConfig: `verbose` must be 0, 1 or 2, got {self.verbose!r}.")

@@ -23,14 +23,46 @@ def has_gpu():
     return False
 
 
-def cpu_has_bf16():
-    """True if this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX)."""
+def _cpuinfo():
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return f.read()
     except OSError:
-        return False
+        return ""
+
+
+def cpu_has_bf16():
+    """True if this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX)."""
+    flags = _cpuinfo()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def describe_machine():
+    """What a run's figures depend on: the CPU's model, cores and vector units, and a GPU."""
+    import os
+    import platform
+
+    info = _cpuinfo()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "cores": cores,
+        "avx512": "avx512f" in info,
+        "bf16": cpu_has_bf16(),
+        "gpu": has_gpu(),
+    }
+
+
+def peak_rss_mib():
+    """This process's peak resident memory in MiB (None where the OS does not say)."""
+    try:
+        import resource
+        import sys
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
 def resolve_policy(mode="auto"):

@@ -17,9 +17,10 @@ import time
 
 import keras
 
-from keras_caps.training import checkpoints, schedules
+from keras_caps.training import averaging, checkpoints, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
+from keras_caps.training.precision import describe_machine, peak_rss_mib
 
 
 class TrainingError(RuntimeError):
@@ -62,6 +63,7 @@ def batches(images, labels, config, training, seed=None, first_epoch=0):
             seed=seed,
             repeat=training,
             first_epoch=first_epoch,
+            steps_per_epoch=config.steps_per_epoch,
         )
     from keras_caps.data.batches import ArrayBatches
 
@@ -167,15 +169,18 @@ def _build_or_resume(config, info, steps, done, checkpoint):
             model.load_weights(config.weights)
         else:
             model.set_weights(_load_model(config.weights).get_weights())
-    model.compile(optimizer=keras.optimizers.Adam(rate))
+    ema = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
+    model.compile(optimizer=keras.optimizers.Adam(rate, **ema))
     return model
 
 
 def _schedule(config, steps):
+    total = config.epochs * steps
+    warmup = config.warmup_steps
+    if "warmup_steps" in config.from_recipe:
+        warmup = min(warmup, total // 10)  # a recipe's warm-up takes at most a tenth of a short run
     try:
-        return schedules.learning_rate_schedule(
-            config.lr_schedule, config.lr, steps, config.epochs * steps, config.lr_decay, config.warmup_steps
-        )
+        return schedules.learning_rate_schedule(config.lr_schedule, config.lr, steps, total, config.lr_decay, warmup)
     except ValueError as error:
         raise TrainingError(str(error).replace("learning_rate_schedule: ", "")) from None
 
@@ -234,7 +239,14 @@ def run(config):
         val_data = batches(*val, config, training=False)
         nan_stop = checkpoints.StopOnNaN()
         run_checkpoint = checkpoints.RunCheckpoint(out_dir, history)
-        callbacks = [schedules.LogLearningRate(), EpochSeconds(), nan_stop, run_checkpoint]
+        # AveragedValidation first: it renames the val_ scores the others read.
+        callbacks = [
+            averaging.AveragedValidation(val_data),
+            schedules.LogLearningRate(),
+            EpochSeconds(),
+            nan_stop,
+            run_checkpoint,
+        ]
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
         replicas = strategy.num_replicas_in_sync
@@ -257,6 +269,8 @@ def run(config):
             )  # the input shuffles itself
             epochs_run = len(result.epoch)
         history = run_checkpoint.history
+        if averaging.uses_average(model):  # fit ends with the average in the model; a run with no epoch left too
+            averaging.write_average(model)
         if nan_stop.bad_batch is not None:
             raise TrainingError(
                 f"The loss became NaN or infinite at batch {nan_stop.bad_batch} of epoch "
@@ -285,6 +299,8 @@ def run(config):
         "train_seconds_this_run": round(train_seconds, 1),
         "policy": policy,
         "backend": keras.backend.backend(),
+        "machine": describe_machine(),
+        "peak_rss_mib": peak_rss_mib(),
         "replicas": strategy.num_replicas_in_sync,
         "data_source": info.source,
         "figures": figure_paths,

@@ -1,0 +1,39 @@
+"""Named training recipes: the schedule settings of a run, by name.
+
+A `TrainConfig` field left `None` takes its recipe's value; one given
+explicitly wins (`TrainConfig(recipe="reference", epochs=20)` is the
+reference's schedule cut at 20 epochs). How each was chosen, and what it
+reaches on MNIST, is in BENCHMARKS.md.
+"""
+
+RECIPES = {
+    # The default: chosen on a validation split for a 20-epoch budget (BENCHMARKS.md,
+    # "Converged accuracy"): a warm-up to a peak twice the reference's, a per-step cosine
+    # to 0, and the run's model is the moving average of its weights.
+    "fast": {
+        "epochs": 20,
+        "lr_schedule": "cosine",
+        "lr": 0.002,
+        "lr_decay": 0.9,  # unused by the cosine
+        "warmup_steps": 600,
+        "ema_momentum": 0.999,
+    },
+    # The PyTorch and Keras ports of the reference (0.34% test error after 50 epochs).
+    "reference": {
+        "epochs": 50,
+        "lr_schedule": "exponential",
+        "lr": 0.001,
+        "lr_decay": 0.9,
+        "warmup_steps": 0,
+        "ema_momentum": 0.0,
+    },
+    # `architecture="micro"`'s, chosen on a validation split (BENCHMARKS.md, "The micro model").
+    "micro": {
+        "epochs": 15,
+        "lr_schedule": "cosine",
+        "lr": 0.002,
+        "lr_decay": 0.9,
+        "warmup_steps": 100,
+        "ema_momentum": 0.0,
+    },
+}
