@@ -76,3 +76,58 @@ def test_tflite_profile_cuts_the_graph_after_each_operator():
     rows = profile(flat, repeats=3)
     assert [row["op"] for row in rows] == names and rows[-1]["cumulative_ms"] > 0
     assert sum(row["op_ms"] for row in rows) == pytest.approx(rows[-1]["cumulative_ms"], abs=1e-3)
+
+
+def _fake_run(folder, recipe, seed, errors, seconds=60.0, val_split=0.0):
+    import json
+    import os
+
+    os.makedirs(folder)
+    history = [
+        {"epoch": i + 1, "val_accuracy": 1 - e / 100, "seconds": seconds, "train_seconds": seconds - 5}
+        for i, e in enumerate(errors)
+    ]
+    metrics = {
+        "test_error": errors[-1] / 100,
+        "policy": "mixed_bfloat16",
+        "peak_rss_mib": 1536.0,
+        "machine": {"cpu": "AMD EPYC", "cores": 2, "avx512": True, "bf16": True, "gpu": False},
+        "config": {"recipe": recipe, "seed": seed, "val_split": val_split},
+    }
+    for name, data in (("history.json", history), ("metrics.json", metrics)):
+        with open(os.path.join(folder, name), "w") as f:
+            json.dump(data, f)
+    return str(folder)
+
+
+def test_convergence_summary_and_figure(tmp_path, capsys):
+    import json
+
+    from benchmarks.convergence import main
+
+    runs = [
+        _fake_run(tmp_path / "f0", "fast", 0, [1.0, 0.5, 0.30]),
+        _fake_run(tmp_path / "f1", "fast", 1, [1.1, 0.6, 0.26]),
+        _fake_run(tmp_path / "f2", "fast", 2, [0.9, 0.4, 0.28]),
+        _fake_run(tmp_path / "r0", "reference", 0, [1.2, 0.7, 0.40], seconds=50.0),
+    ]
+    summary = {row["label"]: row for row in main([*runs, "--out", str(tmp_path / "c.png"), "--markdown"])}
+    assert summary["fast"]["mean_error_percent"] == pytest.approx(0.28)
+    assert summary["fast"]["std_error_percent"] == pytest.approx(0.02)
+    assert (summary["fast"]["min_error_percent"], summary["fast"]["max_error_percent"]) == (0.26, 0.30)
+    assert summary["fast"]["mean_wall_minutes"] == pytest.approx(3.0)
+    assert summary["fast"]["mean_train_minutes"] == pytest.approx(2.8, abs=0.05)
+    assert summary["fast"]["error_ratio_to_reference"] == pytest.approx(0.7)
+    assert summary["fast"]["minutes_ratio_to_reference"] == pytest.approx(1.2)
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert json.loads(out.splitlines()[0])["final_error_percent"] == 0.30
+    assert "| fast | 1 | 0.26% | 3 |" in out and "AMD EPYC (2 cores, AVX-512, bf16)" in out and "1.50 GiB" in out
+    # Labels given on the command line; curves on the test set and on a validation split do not mix.
+    summary = main([f"mine={runs[0]}", "--out", str(tmp_path / "d.png")])
+    assert summary[0]["label"] == "mine" and "error_ratio_to_reference" not in summary[0]
+    val = _fake_run(tmp_path / "v", "fast", 0, [1.0], val_split=0.1)
+    with pytest.raises(SystemExit):
+        main([runs[0], val, "--out", str(tmp_path / "e.png")])
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "absent"), "--out", str(tmp_path / "e.png")])

@@ -31,7 +31,7 @@ def plot_history(history, path):
     ax_loss.set_xlabel("epoch")
     ax_loss.set_yscale("log")
     ax_loss.legend()
-    for key in ("accuracy", "val_accuracy"):
+    for key in ("accuracy", "val_accuracy", "raw_val_accuracy"):  # raw_: the trained weights beside their average
         if any(key in row for row in history):
             ax_acc.plot(epochs, [row.get(key, np.nan) for row in history], marker="o", label=key)
     ax_acc.set_xlabel("epoch")

@@ -1,0 +1,186 @@
+"""Test error against wall-clock minutes for finished train.py runs, with the paper's and the ports' figures.
+
+    python benchmarks/convergence.py ~/runs/fast_s0 ~/runs/fast_s1 ~/runs/fast_s2 ~/runs/reference20_s0 \
+        --out benchmarks/figures/mnist_convergence.png [--json summary.json] [--markdown]
+
+Each argument is a run's --save_dir (its history.json and metrics.json), optionally as LABEL=DIR;
+runs are grouped by label (default: the run's recipe). The
+curve is the per-epoch validation score (the test set for runs with --val_split 0, as the final
+runs are; the held-out training images otherwise) against the cumulative wall-clock minutes of
+the epochs (training and validation). Prints one JSON line per run, one per label (mean, spread
+and sample standard deviation of the final error over its seeds), and each label's mean error and
+minutes as ratios to the `reference` label's, when there is one. The final error is the model a
+run keeps (final.keras, the last epoch), never the best epoch.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+PORTS_ERROR = 0.34  # % test error: the PyTorch and Keras ports of the reference, mean of 3 runs after 50 epochs
+PAPER_ERROR = 0.25  # % test error: Sabour et al. 2017, 3 routings with reconstruction
+
+
+class RunError(ValueError):
+    """A folder that is not a finished run."""
+
+
+def load_run(folder, label=None):
+    """One run's figures from its `history.json` and `metrics.json`."""
+    rows = {}
+    for name in ("history.json", "metrics.json"):
+        path = os.path.join(folder, name)
+        try:
+            with open(path) as f:
+                rows[name] = json.load(f)
+        except (OSError, ValueError) as error:
+            raise RunError(f"{path}: not a finished run's file ({error}).") from None
+    history, metrics = rows["history.json"], rows["metrics.json"]
+    if not history or any("val_accuracy" not in row or "seconds" not in row for row in history):
+        raise RunError(f"{folder}: history.json has no per-epoch val_accuracy and seconds.")
+    config = metrics["config"]
+    minutes, elapsed = [], 0.0
+    for row in history:
+        elapsed += row["seconds"]
+        minutes.append(elapsed / 60)
+    recipe = config.get("recipe", "reference")
+    return {
+        "run": folder,
+        "label": label or recipe,
+        "recipe": recipe,
+        "seed": config.get("seed"),
+        "on_test_set": not config.get("val_split"),
+        "epochs": len(history),
+        "error_percent": [round(100 * (1 - row["val_accuracy"]), 3) for row in history],
+        "minutes": [round(m, 2) for m in minutes],
+        "final_error_percent": round(100 * metrics["test_error"], 3),
+        "train_minutes": round(sum(row.get("train_seconds", row["seconds"]) for row in history) / 60, 1),
+        "wall_minutes": round(minutes[-1], 1),
+        "policy": metrics.get("policy"),
+        "machine": metrics.get("machine"),
+        "peak_rss_mib": metrics.get("peak_rss_mib"),
+    }
+
+
+def summarize(runs):
+    """Per label: the runs' final errors (mean, sample std, min, max) and mean minutes."""
+    labels = {}
+    for run in runs:
+        labels.setdefault(run["label"], []).append(run)
+    out = []
+    for label, group in labels.items():
+        errors = [r["final_error_percent"] for r in group]
+        mean = sum(errors) / len(errors)
+        std = math.sqrt(sum((e - mean) ** 2 for e in errors) / (len(errors) - 1)) if len(errors) > 1 else None
+        out.append(
+            {
+                "label": label,
+                "runs": len(group),
+                "seeds": [r["seed"] for r in group],
+                "epochs": sorted({r["epochs"] for r in group}),
+                "mean_error_percent": round(mean, 3),
+                "std_error_percent": None if std is None else round(std, 3),
+                "min_error_percent": min(errors),
+                "max_error_percent": max(errors),
+                "mean_train_minutes": round(sum(r["train_minutes"] for r in group) / len(group), 1),
+                "mean_wall_minutes": round(sum(r["wall_minutes"] for r in group) / len(group), 1),
+            }
+        )
+    reference = next((s for s in out if s["label"] == "reference"), None)
+    if reference:
+        for s in out:
+            s["error_ratio_to_reference"] = round(s["mean_error_percent"] / reference["mean_error_percent"], 3)
+            s["minutes_ratio_to_reference"] = round(s["mean_wall_minutes"] / reference["mean_wall_minutes"], 3)
+    return out
+
+
+def plot(runs, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for run in runs:
+        color = colors.setdefault(run["label"], f"C{len(colors)}")
+        ax.plot(
+            run["minutes"],
+            run["error_percent"],
+            marker="o",
+            markersize=3,
+            color=color,
+            alpha=0.85,
+            label=f"{run['label']} (seed {run['seed']}): {run['final_error_percent']:.2f}% "
+            f"after {run['epochs']} epochs",
+        )
+    ax.axhline(PORTS_ERROR, color="grey", linestyle="--", label=f"PyTorch/Keras ports, 50 epochs: {PORTS_ERROR}%")
+    ax.axhline(PAPER_ERROR, color="black", linestyle=":", label=f"paper: {PAPER_ERROR}%")
+    ax.set_yscale("log")
+    ax.set_ylim(0.15, max(2.0, max(max(r["error_percent"]) for r in runs) * 1.1))
+    ax.set_yticks([0.2, 0.25, 0.3, 0.34, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0])
+    ax.get_yaxis().set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    where = "test" if runs[0]["on_test_set"] else "validation"
+    ax.set_ylabel(f"MNIST {where} error (%) after each epoch")
+    ax.set_xlabel("wall-clock minutes (training and per-epoch scoring)")
+    machine = runs[0]["machine"] or {}
+    cpu = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores" + (
+        ", AVX-512 + bf16" if machine.get("bf16") else ", AVX-512" if machine.get("avx512") else ""
+    )
+    ax.set_title(f"CapsNet (3 routings) on MNIST, {cpu}, {runs[0]['policy']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def markdown(runs):
+    lines = [
+        "| run | seed | test error | epochs | training minutes | wall minutes | CPU | policy | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        m = r["machine"] or {}
+        units = "".join(part for part, on in ((", AVX-512", m.get("avx512")), (", bf16", m.get("bf16"))) if on)
+        rss = f"{r['peak_rss_mib'] / 1024:.2f} GiB" if r["peak_rss_mib"] else ""
+        lines.append(
+            f"| {r['label']} | {r['seed']} | {r['final_error_percent']:.2f}% | {r['epochs']} | {r['train_minutes']} "
+            f"| {r['wall_minutes']} | {m.get('cpu')} ({m.get('cores')} cores{units}) | {r['policy']} | {rss} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders (train.py --save_dir), each optionally LABEL=DIR")
+    p.add_argument("--out", required=True, help="the PNG to write")
+    p.add_argument("--json", help="also write the runs and the summary to this JSON file")
+    p.add_argument("--markdown", action="store_true", help="also print a Markdown table of the runs")
+    args = p.parse_args(argv)
+    try:
+        runs = [load_run(*reversed(arg.split("=", 1))) if "=" in arg else load_run(arg) for arg in args.runs]
+    except RunError as error:
+        p.error(str(error))
+    if len({r["on_test_set"] for r in runs}) > 1:
+        p.error("the runs mix test-set and validation-split curves; plot them separately.")
+    summary = summarize(runs)
+    for row in runs:
+        print(json.dumps({k: v for k, v in row.items() if k not in ("error_percent", "minutes")}))
+    for row in summary:
+        print(json.dumps(row))
+    plot(runs, args.out)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "summary": summary}, f, indent=2)
+    if args.markdown:
+        print(markdown(runs))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
