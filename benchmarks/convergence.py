@@ -96,25 +96,32 @@ def summarize(runs):
     return out
 
 
+def cpu_text(machine):
+    """A run's CPU in words: 'AMD EPYC (2 cores, AVX-512, bf16)'."""
+    m = machine or {}
+    units = "".join(part for part, on in ((", AVX-512", m.get("avx512")), (", bf16", m.get("bf16"))) if on)
+    return f"{m.get('cpu', '?')} ({m.get('cores', '?')} cores{units})"
+
+
 def plot(runs, path):
+    """Writes the figure to `path`; returns its legend's labels, one per run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {}
+    # Runs recorded on different machines (sessions) name their CPU and policy each: their minutes differ.
+    one_machine = len({(cpu_text(r["machine"]), r["policy"]) for r in runs}) == 1
+    colors, labels = {}, []
     fig, ax = plt.subplots(figsize=(8, 5))
     for run in runs:
         color = colors.setdefault(run["label"], f"C{len(colors)}")
+        labels.append(
+            f"{run['label']} (seed {run['seed']}): {run['final_error_percent']:.2f}% after {run['epochs']} epochs"
+            + ("" if one_machine else f", {cpu_text(run['machine'])}, {run['policy']}")
+        )
         ax.plot(
-            run["minutes"],
-            run["error_percent"],
-            marker="o",
-            markersize=3,
-            color=color,
-            alpha=0.85,
-            label=f"{run['label']} (seed {run['seed']}): {run['final_error_percent']:.2f}% "
-            f"after {run['epochs']} epochs",
+            run["minutes"], run["error_percent"], marker="o", markersize=3, color=color, alpha=0.85, label=labels[-1]
         )
     ax.axhline(PORTS_ERROR, color="grey", linestyle="--", label=f"PyTorch/Keras ports, 50 epochs: {PORTS_ERROR}%")
     ax.axhline(PAPER_ERROR, color="black", linestyle=":", label=f"paper: {PAPER_ERROR}%")
@@ -126,17 +133,15 @@ def plot(runs, path):
     where = "test" if runs[0]["on_test_set"] else "validation"
     ax.set_ylabel(f"MNIST {where} error (%) after each epoch")
     ax.set_xlabel("wall-clock minutes (training and per-epoch scoring)")
-    machine = runs[0]["machine"] or {}
-    cpu = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores" + (
-        ", AVX-512 + bf16" if machine.get("bf16") else ", AVX-512" if machine.get("avx512") else ""
-    )
-    ax.set_title(f"CapsNet (3 routings) on MNIST, {cpu}, {runs[0]['policy']}")
+    where_run = f", {cpu_text(runs[0]['machine'])}, {runs[0]['policy']}" if one_machine else ""
+    ax.set_title(f"CapsNet (3 routings) on MNIST{where_run}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+    return labels
 
 
 def markdown(runs):
@@ -145,12 +150,10 @@ def markdown(runs):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
-        m = r["machine"] or {}
-        units = "".join(part for part, on in ((", AVX-512", m.get("avx512")), (", bf16", m.get("bf16"))) if on)
         rss = f"{r['peak_rss_mib'] / 1024:.2f} GiB" if r["peak_rss_mib"] else ""
         lines.append(
             f"| {r['label']} | {r['seed']} | {r['final_error_percent']:.2f}% | {r['epochs']} | {r['train_minutes']} "
-            f"| {r['wall_minutes']} | {m.get('cpu')} ({m.get('cores')} cores{units}) | {r['policy']} | {rss} |"
+            f"| {r['wall_minutes']} | {cpu_text(r['machine'])} | {r['policy']} | {rss} |"
         )
     return "\n".join(lines)
 

@@ -78,7 +78,7 @@ def test_tflite_profile_cuts_the_graph_after_each_operator():
     assert sum(row["op_ms"] for row in rows) == pytest.approx(rows[-1]["cumulative_ms"], abs=1e-3)
 
 
-def _fake_run(folder, recipe, seed, errors, seconds=60.0, val_split=0.0):
+def _fake_run(folder, recipe, seed, errors, seconds=60.0, val_split=0.0, machine=None):
     import json
     import os
 
@@ -91,7 +91,7 @@ def _fake_run(folder, recipe, seed, errors, seconds=60.0, val_split=0.0):
         "test_error": errors[-1] / 100,
         "policy": "mixed_bfloat16",
         "peak_rss_mib": 1536.0,
-        "machine": {"cpu": "AMD EPYC", "cores": 2, "avx512": True, "bf16": True, "gpu": False},
+        "machine": machine or {"cpu": "AMD EPYC", "cores": 2, "avx512": True, "bf16": True, "gpu": False},
         "config": {"recipe": recipe, "seed": seed, "val_split": val_split},
     }
     for name, data in (("history.json", history), ("metrics.json", metrics)):
@@ -131,3 +131,18 @@ def test_convergence_summary_and_figure(tmp_path, capsys):
         main([runs[0], val, "--out", str(tmp_path / "e.png")])
     with pytest.raises(SystemExit):
         main([str(tmp_path / "absent"), "--out", str(tmp_path / "e.png")])
+
+
+def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machines(tmp_path):
+    from benchmarks.convergence import load_run, plot
+
+    avx2 = {"cpu": "Intel Xeon", "cores": 2, "avx512": False, "bf16": False, "gpu": False}
+    same = [load_run(_fake_run(tmp_path / f"s{i}", "fast", i, [1.0, 0.3])) for i in range(2)]
+    assert plot(same, str(tmp_path / "same.png")) == [
+        "fast (seed 0): 0.30% after 2 epochs",
+        "fast (seed 1): 0.30% after 2 epochs",
+    ]
+    other = load_run(_fake_run(tmp_path / "o", "fast", 2, [1.0, 0.28], machine=avx2))
+    labels = plot([same[0], other], str(tmp_path / "mixed.png"))
+    assert labels[0].endswith("0.30% after 2 epochs, AMD EPYC (2 cores, AVX-512, bf16), mixed_bfloat16")
+    assert labels[1].endswith("0.28% after 2 epochs, Intel Xeon (2 cores), mixed_bfloat16")
