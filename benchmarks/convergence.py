@@ -100,7 +100,8 @@ def cpu_text(machine):
     """A run's CPU in words: 'AMD EPYC (2 cores, AVX-512, bf16)'."""
     m = machine or {}
     units = "".join(part for part, on in ((", AVX-512", m.get("avx512")), (", bf16", m.get("bf16"))) if on)
-    return f"{m.get('cpu', '?')} ({m.get('cores', '?')} cores{units})"
+    kind = f"family/model {m['cpu_family_model']}, " if m.get("cpu_family_model") else ""
+    return f"{m.get('cpu', '?')} ({kind}{m.get('cores', '?')} cores{units})"
 
 
 def plot(runs, path):

@@ -136,7 +136,7 @@ def test_convergence_summary_and_figure(tmp_path, capsys):
 def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machines(tmp_path):
     from benchmarks.convergence import load_run, plot
 
-    avx2 = {"cpu": "Intel Xeon", "cores": 2, "avx512": False, "bf16": False, "gpu": False}
+    avx2 = {"cpu": "AMD EPYC", "cpu_family_model": "25/1", "cores": 2, "avx512": False, "bf16": False, "gpu": False}
     same = [load_run(_fake_run(tmp_path / f"s{i}", "fast", i, [1.0, 0.3])) for i in range(2)]
     assert plot(same, str(tmp_path / "same.png")) == [
         "fast (seed 0): 0.30% after 2 epochs",
@@ -145,4 +145,4 @@ def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machine
     other = load_run(_fake_run(tmp_path / "o", "fast", 2, [1.0, 0.28], machine=avx2))
     labels = plot([same[0], other], str(tmp_path / "mixed.png"))
     assert labels[0].endswith("0.30% after 2 epochs, AMD EPYC (2 cores, AVX-512, bf16), mixed_bfloat16")
-    assert labels[1].endswith("0.28% after 2 epochs, Intel Xeon (2 cores), mixed_bfloat16")
+    assert labels[1].endswith("0.28% after 2 epochs, AMD EPYC (family/model 25/1, 2 cores), mixed_bfloat16")

@@ -43,10 +43,18 @@ def describe_machine():
     import platform
 
     info = _cpuinfo()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), None)
+
+    def field(name):  # the first core's `name : value` line
+        return next(
+            (v.strip() for k, _, v in (line.partition(":") for line in info.splitlines()) if k.strip() == name), None
+        )
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    family, model = field("cpu family"), field("model")
     return {
-        "cpu": model or platform.processor() or platform.machine(),
+        "cpu": field("model name") or platform.processor() or platform.machine(),
+        # One name, two speeds: "AMD EPYC"s with AVX-512 here trained a bf16 epoch in 196 s and in 466 s.
+        "cpu_family_model": f"{family}/{model}" if family and model else None,
         "cores": cores,
         "avx512": "avx512f" in info,
         "bf16": cpu_has_bf16(),
