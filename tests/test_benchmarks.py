@@ -146,3 +146,50 @@ def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machine
     labels = plot([same[0], other], str(tmp_path / "mixed.png"))
     assert labels[0].endswith("0.30% after 2 epochs, AMD EPYC (2 cores, AVX-512, bf16), mixed_bfloat16")
     assert labels[1].endswith("0.28% after 2 epochs, AMD EPYC (family/model 25/1, 2 cores), mixed_bfloat16")
+
+
+def test_converged_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, monkeypatch, capsys):
+    import json
+    import os
+    import subprocess
+
+    from benchmarks import converged_runs
+
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    assert converged_runs.pending(str(results)) == ["fast_s0", "reference20_s0", "fast_s1", "fast_s2"]
+    # The default command for the recipe's seeds; the reference's schedule cut to the recipe's 20 epochs.
+    assert converged_runs.command("fast_s1", "D", str(runs))[1:] == [
+        os.path.join(converged_runs.ROOT, "train.py"),
+        *("--routings", "3", "--data_dir", "D", "--verbose", "2", "--save_dir", str(runs / "fast_s1"), "--seed", "1"),
+    ]
+    assert "--recipe reference --epochs 20 --seed 0" in " ".join(converged_runs.command("reference20_s0", "D", "R"))
+    ran = []
+
+    def fake_train(cmd, cwd):  # a finished run writes its record; seed 1's run fails
+        save_dir = cmd[cmd.index("--save_dir") + 1]
+        ran.append(os.path.basename(save_dir))
+        if save_dir.endswith("fast_s1"):
+            return subprocess.CompletedProcess(cmd, 1)
+        os.makedirs(save_dir)
+        for name in ("history.json", "metrics.json"):
+            with open(os.path.join(save_dir, name), "w") as f:
+                json.dump({"run": os.path.basename(save_dir)}, f)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(converged_runs.subprocess, "run", fake_train)
+    with pytest.raises(SystemExit):  # argparse's error names the folder
+        converged_runs.main(["--data_dir", str(tmp_path / "absent"), "--dry_run"])
+    assert "--data_dir " + str(tmp_path / "absent") + ": no such folder" in capsys.readouterr().err
+    args = ["--data_dir", str(tmp_path), "--runs_dir", str(runs), "--results", str(results)]
+    assert converged_runs.main([*args, "--one"]) == ["fast_s0"]
+    assert json.load(open(results / "fast_s0" / "metrics.json")) == {"run": "fast_s0"}
+    with pytest.raises(SystemExit, match="fast_s1 failed .*exit status 1"):
+        converged_runs.main(args)
+    assert ran == ["fast_s0", "reference20_s0", "fast_s1"]
+    assert converged_runs.pending(str(results)) == ["fast_s1", "fast_s2"]
+    # A dry run prints the pending commands and runs nothing.
+    capsys.readouterr()
+    assert converged_runs.main([*args, "--dry_run"]) == ["fast_s1", "fast_s2"] and len(ran) == 3
+    assert [json.loads(line)["run"] for line in capsys.readouterr().out.splitlines()] == ["fast_s1", "fast_s2"]
+    with pytest.raises(FileNotFoundError, match="no history.json, metrics.json; the run did not finish"):
+        converged_runs.keep_record("fast_s2", str(runs), str(results))
