@@ -20,8 +20,8 @@ import os
 import sys
 
 PORTS_ERROR = 0.34  # % test error: the PyTorch and Keras ports of the reference, mean of 3 runs after 50 epochs
-Y_TOP = 5.0  # % error: the figure's ceiling
 PAPER_ERROR = 0.25  # % test error: Sabour et al. 2017, 3 routings with reconstruction
+Y_TOP = 5.0  # % error: the figure's ceiling
 
 
 class RunError(ValueError):
