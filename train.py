@@ -83,7 +83,8 @@ def define_flags(fv=flags.FLAGS):
         "ema_momentum",
         D.ema_momentum,
         "Keep a moving average of the weights with this momentum (Polyak averaging, [0, 1); 0: none; "
-        "default: the recipe's): it is validated every epoch and is the run's best.keras and final.keras.",
+        "default: the recipe's, lowered for a run too short for it, so that the average spans at most a tenth "
+        "of the run's steps): it is validated every epoch and is the run's best.keras and final.keras.",
         flag_values=fv,
     )
     flags.DEFINE_float(

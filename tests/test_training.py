@@ -168,6 +168,40 @@ def test_a_recipes_warm_up_shrinks_for_a_short_run_but_a_given_one_does_not():
         _schedule(TrainConfig(epochs=1, warmup_steps=600), 600)
 
 
+def test_a_recipes_average_spans_at_most_a_tenth_of_a_short_run_but_a_given_one_does_not():
+    from keras_caps.training.trainer import ema_momentum
+
+    assert ema_momentum(TrainConfig(), 600) == 0.999  # 20 epochs of 60,000 images: the recipe's
+    assert ema_momentum(TrainConfig(), 540) == 0.999  # and of the 54,000 a validation run trains on
+    assert ema_momentum(TrainConfig(epochs=50), 600) == 0.999
+    one_epoch = ema_momentum(TrainConfig(epochs=1), 600)
+    assert one_epoch == pytest.approx(1 - 10 / 600)
+    # The first step's weights keep a share momentum**steps of the average: half at 0.999, none here.
+    assert 0.999**600 > 0.5 and one_epoch**600 < 1e-4
+    assert ema_momentum(TrainConfig(epochs=1), 10) == 0.0  # too short to average at all
+    assert ema_momentum(TrainConfig(epochs=1, ema_momentum=0.999), 600) == 0.999
+    assert ema_momentum(TrainConfig(recipe="reference", epochs=1), 600) == 0.0
+
+
+def test_a_short_run_of_the_default_recipe_averages_over_its_own_length(mnist_dir, tmp_path):
+    save = str(tmp_path / "run")
+    config = TrainConfig(
+        data_dir=mnist_dir,
+        save_dir=save,
+        batch_size=10,
+        steps_per_epoch=20,
+        epochs=1,
+        seed=1,
+        verbose=0,
+        mixed_precision="float32",
+        figures=False,
+    )  # the default recipe, its momentum 0.999 left to it
+    metrics = run(config)
+    assert metrics["config"]["ema_momentum"] == 0.999 and metrics["ema_momentum"] == pytest.approx(0.5)
+    model = keras.models.load_model(os.path.join(save, "final.keras"))
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == pytest.approx(0.5)
+
+
 def _weights(model):
     return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
 

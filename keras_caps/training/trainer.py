@@ -169,9 +169,27 @@ def _build_or_resume(config, info, steps, done, checkpoint):
             model.load_weights(config.weights)
         else:
             model.set_weights(_load_model(config.weights).get_weights())
-    ema = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
+    momentum = ema_momentum(config, steps)
+    ema = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
     model.compile(optimizer=keras.optimizers.Adam(rate, **ema))
     return model
+
+
+def ema_momentum(config, steps):
+    """The moving average's momentum for a run of `steps` batches an epoch.
+
+    A recipe's average spans at most a tenth of a short run (its window is
+    `1 / (1 - momentum)` steps): a one-epoch run of the 20-epoch recipe would
+    otherwise keep an average still half made of its first, untrained steps'
+    weights (52.9% test accuracy against 99.07% for the trained weights, on
+    MNIST). 20 epochs of 54,000 or 60,000 images keep the recipe's 0.999; a
+    momentum given explicitly is kept as it is.
+    """
+    momentum = config.ema_momentum
+    total = config.epochs * steps
+    if momentum and "ema_momentum" in config.from_recipe and total * (1 - momentum) < 10:
+        momentum = max(0.0, 1 - 10 / total)
+    return momentum
 
 
 def _schedule(config, steps):
@@ -250,9 +268,11 @@ def run(config):
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
         replicas = strategy.num_replicas_in_sync
+        momentum = ema_momentum(config, steps)
         print(
             f"Training CapsNet on {info.name} ({info.source}): {len(train[0])} images, "
             f"{steps} steps/epoch, epochs {done + 1}..{config.epochs}, policy {policy}, "
+            f"{f'moving average of the weights (momentum {momentum:.4g}), ' if momentum else ''}"
             f"{f'{replicas} replicas ({config.strategy}), ' if replicas > 1 else ''}"
             f"validation on {'the test set' if validate_on_test else 'held-out training images'}."
         )
@@ -298,6 +318,7 @@ def run(config):
         "steps_per_epoch": steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "policy": policy,
+        "ema_momentum": ema_momentum(config, steps),
         "backend": keras.backend.backend(),
         "machine": describe_machine(),
         "peak_rss_mib": peak_rss_mib(),
