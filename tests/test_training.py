@@ -76,16 +76,8 @@ def test_split_validation_holds_out_a_seeded_share():
 
 
 def _config(data_dir, save_dir, **kw):
-    return TrainConfig(
-        data_dir=data_dir,
-        save_dir=save_dir,
-        batch_size=10,
-        steps_per_epoch=2,
-        seed=1,
-        verbose=0,
-        mixed_precision="float32",
-        **kw,
-    )
+    small = dict(batch_size=10, steps_per_epoch=2, seed=1, verbose=0, mixed_precision="float32")
+    return TrainConfig(data_dir=data_dir, save_dir=save_dir, **{**small, **kw})
 
 
 def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, tmp_path, monkeypatch):
@@ -185,18 +177,8 @@ def test_a_recipes_average_spans_at_most_a_tenth_of_a_short_run_but_a_given_one_
 
 def test_a_short_run_of_the_default_recipe_averages_over_its_own_length(mnist_dir, tmp_path):
     save = str(tmp_path / "run")
-    config = TrainConfig(
-        data_dir=mnist_dir,
-        save_dir=save,
-        batch_size=10,
-        steps_per_epoch=20,
-        epochs=1,
-        seed=1,
-        verbose=0,
-        mixed_precision="float32",
-        figures=False,
-    )  # the default recipe, its momentum 0.999 left to it
-    metrics = run(config)
+    # The default recipe, its momentum 0.999 left to it: 20 steps in all.
+    metrics = run(_config(mnist_dir, save, epochs=1, steps_per_epoch=20, figures=False))
     assert metrics["config"]["ema_momentum"] == 0.999 and metrics["ema_momentum"] == pytest.approx(0.5)
     model = keras.models.load_model(os.path.join(save, "final.keras"))
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == pytest.approx(0.5)
