@@ -133,11 +133,15 @@ def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
     rates = [float(r["learning_rate"]) for r in csv.DictReader(open(os.path.join(save, "log.csv")))]
     # 4 steps: warm-up step 0, then cosine from step 1 to 0 at step 4; the log holds each epoch's last rate.
     assert rates == pytest.approx([0.001, 0.001 * 0.5 * (1 + np.cos(np.pi * 2 / 3))], rel=1e-4)
-    # No schedule flag: the default recipe, its moving average scored beside the trained weights.
-    result = train(*common(mnist_dir, str(tmp_path / "fast")), "--epochs", "1", "--figures=false")
+    # No schedule flag: the default recipe, its moving average scored beside the trained weights
+    # (over 12 steps its momentum is lowered to 1 - 10/12, a window of a tenth of the run).
+    fast = (*common(mnist_dir, str(tmp_path / "fast")), "--steps_per_epoch", "12", "--epochs", "1", "--figures=false")
+    result = train(*fast)
     assert result.returncode == 0, result.stderr[-3000:]
-    config = json.load(open(tmp_path / "fast" / "metrics.json"))["config"]
+    metrics = json.load(open(tmp_path / "fast" / "metrics.json"))
+    config = metrics["config"]
     assert config["recipe"] == "fast" and config["lr_schedule"] == "cosine" and config["ema_momentum"] == 0.999
+    assert metrics["ema_momentum"] == pytest.approx(1 - 10 / 12)
     assert "raw_val_accuracy" in next(csv.DictReader(open(tmp_path / "fast" / "log.csv")))
     result = train(
         *common(mnist_dir, str(tmp_path / "r2")), "--epochs", "1", "--lr_schedule", "cosine", "--warmup_steps", "2"
