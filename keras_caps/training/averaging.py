@@ -24,6 +24,12 @@ def uses_average(model):
     return bool(getattr(optimizer, "use_ema", False)) and bool(getattr(optimizer, "built", False))
 
 
+def average_momentum(model):
+    """The momentum of the moving average `model`'s optimizer keeps; 0 when it keeps none."""
+    optimizer = _optimizer(model)
+    return float(optimizer.ema_momentum) if getattr(optimizer, "use_ema", False) else 0.0
+
+
 def write_average(model):
     """Puts the optimizer's moving average into `model`'s trainable weights (as `fit` does at its end).
 

@@ -175,6 +175,10 @@ def _build_or_resume(config, info, steps, done, checkpoint):
     return model
 
 
+# A recipe's warm-up, and its average's window, take at most a tenth of a short run.
+_SHORT_RUN_SHARE = 10
+
+
 def ema_momentum(config, steps):
     """The moving average's momentum for a run of `steps` batches an epoch.
 
@@ -187,8 +191,8 @@ def ema_momentum(config, steps):
     """
     momentum = config.ema_momentum
     total = config.epochs * steps
-    if momentum and "ema_momentum" in config.from_recipe and total * (1 - momentum) < 10:
-        momentum = max(0.0, 1 - 10 / total)
+    if momentum and "ema_momentum" in config.from_recipe and total * (1 - momentum) < _SHORT_RUN_SHARE:
+        momentum = max(0.0, 1 - _SHORT_RUN_SHARE / total)
     return momentum
 
 
@@ -196,7 +200,7 @@ def _schedule(config, steps):
     total = config.epochs * steps
     warmup = config.warmup_steps
     if "warmup_steps" in config.from_recipe:
-        warmup = min(warmup, total // 10)  # a recipe's warm-up takes at most a tenth of a short run
+        warmup = min(warmup, total // _SHORT_RUN_SHARE)
     try:
         return schedules.learning_rate_schedule(config.lr_schedule, config.lr, steps, total, config.lr_decay, warmup)
     except ValueError as error:
@@ -268,7 +272,7 @@ def run(config):
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
         replicas = strategy.num_replicas_in_sync
-        momentum = ema_momentum(config, steps)
+        momentum = averaging.average_momentum(model)
         print(
             f"Training CapsNet on {info.name} ({info.source}): {len(train[0])} images, "
             f"{steps} steps/epoch, epochs {done + 1}..{config.epochs}, policy {policy}, "
@@ -318,7 +322,7 @@ def run(config):
         "steps_per_epoch": steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "policy": policy,
-        "ema_momentum": ema_momentum(config, steps),
+        "ema_momentum": averaging.average_momentum(model),
         "backend": keras.backend.backend(),
         "machine": describe_machine(),
         "peak_rss_mib": peak_rss_mib(),
