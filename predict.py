@@ -17,10 +17,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose" in sys.argv els
 
 from absl import app, flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A .keras CapsNet, a SavedModel folder from `python -m export`, or a .tflite file.")
-flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own logs.")
-flags.mark_flag_as_required("model")
+
+def define_flags(fv=flags.FLAGS):
+    """Defines predict.py's flags on `fv`."""
+    flags.DEFINE_string(
+        "model",
+        None,
+        "A .keras CapsNet, a SavedModel folder from `python -m export`, or a .tflite file.",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own logs.", flag_values=fv)
+    flags.mark_flag_as_required("model", flag_values=fv)
 
 
 def main(flag_values, files):
@@ -38,7 +45,13 @@ def _expected_errors():
     return (ModelFileError,)
 
 
-if __name__ == "__main__":
+def cli_main(flag_values=flags.FLAGS):
+    """The absl `main(argv)` of this program, on `flag_values` as `define_flags` left them."""
     from keras_caps.cli import absl_main
 
-    app.run(absl_main(main, _expected_errors, takes_args=True, verbose=lambda f: f.verbose))
+    return absl_main(main, _expected_errors, takes_args=True, verbose=lambda f: f.verbose, flag_values=flag_values)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(cli_main())

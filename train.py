@@ -197,8 +197,13 @@ def _expected_errors():
     return (DataError, TrainingError, ValueError, OSError)
 
 
-if __name__ == "__main__":
+def cli_main(flag_values=flags.FLAGS):
+    """The absl `main(argv)` of this program, on `flag_values` as `define_flags` left them."""
     from keras_caps.cli import absl_main
 
+    return absl_main(main, _expected_errors, verbose=lambda f: f.verbose >= 3, flag_values=flag_values)
+
+
+if __name__ == "__main__":
     define_flags()
-    app.run(absl_main(main, _expected_errors, verbose=lambda f: f.verbose >= 3))
+    app.run(cli_main())

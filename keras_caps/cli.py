@@ -20,27 +20,29 @@ def flag_names(message, names):
     return re.sub(r"`(\w+)`", lambda m: f"--{m.group(1)}" if m.group(1) in names else m.group(0), message)
 
 
-def absl_main(run, expected_errors, takes_args=False, verbose=lambda flag_values: False):
-    """An absl `main(argv)` that calls `run(flags.FLAGS)` (`run(flags.FLAGS, args)`
-    with `takes_args`, for programs that take positional arguments).
+def absl_main(run, expected_errors, takes_args=False, verbose=lambda flag_values: False, flag_values=None):
+    """An absl `main(argv)` that calls `run(flag_values)` (`run(flag_values, args)`
+    with `takes_args`, for programs that take positional arguments); `flag_values`
+    is absl's `flags.FLAGS` unless given (a test's own `flags.FlagValues`).
 
     `expected_errors()` returns the exception types that mean bad input; they
     end the program with one line on stderr and exit status 1, no traceback,
     with the library's argument names written as this program's flags.
     It is called only when needed, so `--help` does not import TensorFlow.
-    `verbose(FLAGS)` says whether TensorFlow's own logs are wanted.
+    `verbose(flag_values)` says whether TensorFlow's own logs are wanted.
     """
+    values = flags.FLAGS if flag_values is None else flag_values
 
     def main(argv):
-        quiet_logs(verbose(flags.FLAGS))
+        quiet_logs(verbose(values))
         if len(argv) > 1 and not takes_args:
             raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
         try:
-            run(flags.FLAGS, argv[1:]) if takes_args else run(flags.FLAGS)
+            run(values, argv[1:]) if takes_args else run(values)
         except Exception as error:
             if not isinstance(error, expected_errors()):
                 raise
-            print(f"error: {flag_names(str(error), set(flags.FLAGS))}", file=sys.stderr)
+            print(f"error: {flag_names(str(error), set(values))}", file=sys.stderr)
             sys.exit(1)
 
     return main

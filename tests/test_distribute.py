@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
-from tests.helpers import ROOT, common, train
+from tests.helpers import ROOT, common, train, train_here
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow
@@ -110,28 +110,12 @@ def test_two_workers_on_loopback_agree_with_one_process(mnist_dir, tmp_path):
         ("tpu", None, "no TPU found"),
     ],
 )
-def test_strategy_errors_are_one_clear_line(mnist_dir, tmp_path, strategy, tf_config, message):
-    env = dict(ENV)
-    env.pop("TF_CONFIG", None)
+def test_strategy_errors_are_one_clear_line(mnist_dir, tmp_path, monkeypatch, strategy, tf_config, message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     if tf_config:
-        env["TF_CONFIG"] = tf_config
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "train.py"),
-            "--data_dir",
-            mnist_dir,
-            "--save_dir",
-            str(tmp_path / "r"),
-            "--strategy",
-            strategy,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    # In this process (tests.helpers.run_cli): each error comes before any strategy is made.
+    result = train_here("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "r"), "--strategy", strategy)
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
 

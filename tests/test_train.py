@@ -1,4 +1,5 @@
-"""End to end: train.py on a tiny IDX slice, as a user runs it."""
+"""End to end: train.py on a tiny IDX slice, as a user runs it (a new process: `train`),
+or in this process through the same flags and `main` (`train_here`, 12 s less a call)."""
 
 import csv
 import json
@@ -8,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import common, run_program, train, write_mnist
+from tests.helpers import common, run_program, train, train_here, write_mnist
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
         assert model.predict(np.zeros((1, 28, 28, 1), "float32"), verbose=0).shape == (1, 10)
 
     # Same save_dir, more epochs: it continues at epoch 3 with the optimizer state.
-    result = train(*common(mnist_dir, save), "--epochs", "3", "--resume", "--recipe", "reference")
+    result = train_here(*common(mnist_dir, save), "--epochs", "3", "--resume", "--recipe", "reference")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(open(os.path.join(save, "log.csv"))))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
@@ -53,7 +54,7 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
     assert sorted(os.listdir(os.path.join(save, "checkpoints"))) == ["epoch-0002.keras", "epoch-0003.keras"]
 
     # --testing evaluates a saved model and draws its figures, no training.
-    result = train(
+    result = train_here(
         "--data_dir",
         mnist_dir,
         "--save_dir",
@@ -86,20 +87,20 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
 )
 def test_bad_flags_are_one_clear_line(mnist_dir, tmp_path, args, message):
     data_args = [] if "--dataset" in args else ["--data_dir", mnist_dir]
-    result = train(*data_args, "--save_dir", str(tmp_path / "r"), *args, timeout=120)
+    result = train_here(*data_args, "--save_dir", str(tmp_path / "r"), *args)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_missing_data_dir_and_corrupt_file(tmp_path):
-    result = train("--data_dir", str(tmp_path / "absent"), "--save_dir", str(tmp_path / "r"), timeout=120)
+    result = train_here("--data_dir", str(tmp_path / "absent"), "--save_dir", str(tmp_path / "r"))
     assert result.returncode == 1 and "no such directory" in result.stderr and "Traceback" not in result.stderr
     folder = tmp_path / "bad"
     write_mnist(str(folder), n_train=10, n_test=5)
     with open(folder / "train-images-idx3-ubyte.gz", "r+b") as f:
         f.truncate(40)
-    result = train("--data_dir", str(folder), "--save_dir", str(tmp_path / "r"), timeout=120)
+    result = train_here("--data_dir", str(folder), "--save_dir", str(tmp_path / "r"))
     assert result.returncode == 1 and "train-images-idx3-ubyte.gz" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -107,18 +108,18 @@ def test_missing_data_dir_and_corrupt_file(tmp_path):
 def test_unwritable_save_dir_fails_before_training(mnist_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = train("--data_dir", mnist_dir, "--save_dir", str(blocker / "run"), timeout=120)
+    result = train_here("--data_dir", mnist_dir, "--save_dir", str(blocker / "run"))
     assert result.returncode == 1 and "not writable" in result.stderr
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(mnist_dir, tmp_path):
     save = str(tmp_path / "run")
-    good = train(*common(mnist_dir, save), "--epochs", "1")
+    good = train_here(*common(mnist_dir, save), "--epochs", "1")
     assert good.returncode == 0, good.stderr[-2000:]
     checkpoint = os.path.join(save, "checkpoints", "epoch-0001.keras")
     before = open(checkpoint, "rb").read()
     # A learning rate of 1e30 sends the weights to inf within a step or two.
-    result = train(*common(mnist_dir, save), "--epochs", "3", "--lr", "1e30")
+    result = train_here(*common(mnist_dir, save), "--epochs", "3", "--lr", "1e30")
     assert result.returncode == 1
     assert "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
     assert open(checkpoint, "rb").read() == before
@@ -128,7 +129,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(mnist_dir, tmp_path):
 def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
     save = str(tmp_path / "run")
     flags = ("--epochs", "2", "--lr_schedule", "cosine", "--warmup_steps", "1", "--recipe", "reference")
-    result = train(*common(mnist_dir, save), *flags)  # the flags given win over the recipe's
+    result = train_here(*common(mnist_dir, save), *flags)  # the flags given win over the recipe's
     assert result.returncode == 0, result.stderr[-3000:]
     rates = [float(r["learning_rate"]) for r in csv.DictReader(open(os.path.join(save, "log.csv")))]
     # 4 steps: warm-up step 0, then cosine from step 1 to 0 at step 4; the log holds each epoch's last rate.
@@ -136,14 +137,14 @@ def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
     # No schedule flag: the default recipe, its moving average scored beside the trained weights
     # (over 12 steps its momentum is lowered to 1 - 10/12, a window of a tenth of the run).
     fast = (*common(mnist_dir, str(tmp_path / "fast")), "--steps_per_epoch", "12", "--epochs", "1", "--figures=false")
-    result = train(*fast)
+    result = train_here(*fast)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.load(open(tmp_path / "fast" / "metrics.json"))
     config = metrics["config"]
     assert config["recipe"] == "fast" and config["lr_schedule"] == "cosine" and config["ema_momentum"] == 0.999
     assert metrics["ema_momentum"] == pytest.approx(1 - 10 / 12)
     assert "raw_val_accuracy" in next(csv.DictReader(open(tmp_path / "fast" / "log.csv")))
-    result = train(
+    result = train_here(
         *common(mnist_dir, str(tmp_path / "r2")), "--epochs", "1", "--lr_schedule", "cosine", "--warmup_steps", "2"
     )
     assert result.returncode == 1 and "leaves no steps" in result.stderr and "Traceback" not in result.stderr
@@ -151,16 +152,14 @@ def test_cosine_schedule_with_warm_up(mnist_dir, tmp_path):
 
 def test_val_split_needs_two_training_images(tmp_path):
     write_mnist(str(tmp_path / "one"), n_train=1, n_test=5)
-    result = train(
-        "--data_dir", str(tmp_path / "one"), "--save_dir", str(tmp_path / "r"), "--val_split", "0.5", timeout=120
-    )
+    result = train_here("--data_dir", str(tmp_path / "one"), "--save_dir", str(tmp_path / "r"), "--val_split", "0.5")
     assert result.returncode == 1
     assert "--val_split needs at least 2 training images, got 1" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_micro_architecture_trains_and_saves(mnist_dir, tmp_path):
     save = str(tmp_path / "micro")
-    result = train(*common(mnist_dir, save), "--epochs", "1", "--architecture", "micro")
+    result = train_here(*common(mnist_dir, save), "--epochs", "1", "--architecture", "micro")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.load(open(os.path.join(save, "metrics.json")))["config"]["architecture"] == "micro"
     import keras_caps

@@ -1,4 +1,5 @@
-"""keras-tuner search: the API on arrays, and train.py --tune end to end with a resumed search."""
+"""keras-tuner search: the API on arrays, and train.py --tune end to end (a new process, then
+resumed in this one: tests.helpers.run_cli) with a resumed search."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_caps.training.tuning import CapsNetHyperModel, define_search_space, make_tuner, search
-from tests.helpers import common, train
+from tests.helpers import common, train, train_here
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow
@@ -99,7 +100,7 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
     assert 0 <= summary["test_accuracy"] <= 1
 
     # Run again with a larger budget: the tuner reloads its state and adds one trial.
-    result = train(*args, "--max_trials", "2", "--tuner", "hyperband")
+    result = train_here(*args, "--max_trials", "2", "--tuner", "hyperband")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Reloading Tuner" in result.stdout
     summary = json.load(open(os.path.join(save, "tuning.json")))
@@ -122,5 +123,5 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
     ],
 )
 def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):
-    result = train("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "t"), "--tune", *extra, timeout=120)
+    result = train_here("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "t"), "--tune", *extra)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

@@ -30,9 +30,15 @@ def load_classifier(path):
     return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape
 
 
-def predict_files(model_path, files, out=sys.stdout, err=sys.stderr):
-    """Classifies `files`; returns the number that could not be read."""
+def predict_files(model_path, files, out=None, err=None):
+    """Classifies `files`, a line each on `out` (a readable file's name, class and
+    score) or `err` (why it could not be read); `None`: `sys.stdout` and `sys.stderr`
+    as they are at the call, not when this module was imported. Returns the number
+    that could not be read."""
     import numpy as np
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
 
     from keras_caps.data.images import ImageFileError, load_image, to_model_input
 
