@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
-from tests.helpers import ROOT, common, train, train_here
+from tests.helpers import ROOT, common, train_here
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_two_workers_on_loopback_agree_with_one_process(mnist_dir, tmp_path):
 
     # One process, one replica, same global batches: the same loss curve.
     single = str(tmp_path / "one_process")
-    result = train(*common(mnist_dir, single), "--epochs", "2", "--steps_per_epoch", "3", "--strategy", "mirrored")
+    result = train_here(*common(mnist_dir, single), "--epochs", "2", "--steps_per_epoch", "3", "--strategy", "mirrored")
     assert result.returncode == 0, result.stderr[-3000:]
     assert _losses(save) == pytest.approx(_losses(single), abs=1e-4)
 
