@@ -1,5 +1,8 @@
 """The image loader and `predict.py` on all three model formats."""
 
+import contextlib
+import io
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ from PIL import Image
 
 from keras_caps import CapsNet
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
+from keras_caps.models.classifier import predict_files
 from tests.helpers import run_cli, run_program
 
 
@@ -121,3 +125,18 @@ def test_cli_bad_models(models, tmp_path):
     tf.saved_model.save(module, str(tmp_path / "other"), signatures={"serving_default": module.f})
     result = run_cli("predict.py", "--model", tmp_path / "other", folder / "a.png")
     assert result.returncode == 1 and "does not take `images`" in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_files_writes_to_the_streams_of_its_call(models):
+    """Imported above, before the streams are swapped: it writes where they are now (a
+    notebook's, a test's), not where they were at its import."""
+    folder, _ = models
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        failures = predict_files(str(folder / "m.keras"), [str(folder / "a.png"), str(folder / "gone.png")])
+    assert failures == 1
+    assert out.getvalue().split()[0] == str(folder / "a.png") and "gone.png: no such file" in err.getvalue()
+    buffer = io.StringIO()
+    assert predict_files(str(folder / "m.keras"), [str(folder / "a.png")], out=buffer) == 0
+    assert buffer.getvalue().split()[0] == str(folder / "a.png")
