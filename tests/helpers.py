@@ -127,19 +127,21 @@ def run_program(program, *args, timeout=300, quiet=True):
     )
 
 
-# Each program's file: run_cli loads it as a module, as the test of train.py's flags does.
+# Each program's file, which program_module loads as a module (for run_cli and flag tests).
 PROGRAM_FILES = {"train.py": "train.py", "predict.py": "predict.py", "export": os.path.join("export", "__main__.py")}
 
 
 @functools.cache
-def _program_module(program):
+def program_module(program):
+    """The program's file as a module: its functions, and no flags defined (each program
+    defines them in its __main__ block)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
         f"cli_{program.split('.')[0]}", os.path.join(ROOT, PROGRAM_FILES[program])
     )
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # defines no flags: each program does that in its __main__ block
+    spec.loader.exec_module(module)
     return module
 
 
@@ -157,7 +159,7 @@ def run_cli(program, *args):
     """
     from absl import app, flags
 
-    module = _program_module(program)
+    module = program_module(program)
     values = flags.FlagValues()
     module.define_flags(values)
     argv = [program, *(str(a) for a in args)]
@@ -169,10 +171,11 @@ def run_cli(program, *args):
         except (flags.Error, app.UsageError) as error:
             print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
             code = 1
-        except SystemExit as end:  # sys.exit(None | status | message), as Python ends on it
-            code = 0 if end.code is None else end.code if isinstance(end.code, int) else 1
-            if not isinstance(end.code, int | None):
-                print(end.code, file=sys.stderr)
+        except SystemExit as end:  # sys.exit(None | status | message): as Python ends on each
+            code = 0 if end.code is None else end.code
+            if not isinstance(code, int):
+                print(code, file=sys.stderr)
+                code = 1
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 

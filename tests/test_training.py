@@ -10,6 +10,7 @@ import pytest
 from keras_caps.cli import flag_names
 from keras_caps.training import TrainConfig, TrainingError, run
 from keras_caps.training.trainer import split_validation
+from tests.helpers import program_module
 
 
 @pytest.mark.parametrize(
@@ -48,15 +49,10 @@ def test_flag_names_turn_arguments_into_flags():
 def test_train_py_flags_are_the_config_fields():
     """Every field has a flag of its name and default, and the mapping builds the config."""
     import dataclasses
-    import importlib.util
 
     from absl import flags
 
-    spec = importlib.util.spec_from_file_location(
-        "train_cli", os.path.join(os.path.dirname(__file__), "..", "train.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # defines no flags: that happens in its __main__ block
+    module = program_module("train.py")
     values = flags.FlagValues()
     module.define_flags(values)
     values(["train.py", "--epochs", "3", "--lr_schedule", "cosine", "--verbose", "3"])
