@@ -85,7 +85,7 @@ def models(tmp_path_factory):
     return folder, model
 
 
-# The command line on exported files: the slow tier (pytest -m 'not slow' skips these two).
+# The command line and predict_files on exported files: the slow tier (pytest -m 'not slow' skips them).
 # The .tflite file (what a device gets) runs in a new process, as a user runs it; the other
 # formats in this process (tests.helpers.run_cli: the same flags and main, 12 s less a call).
 @pytest.mark.slow

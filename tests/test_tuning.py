@@ -1,5 +1,5 @@
-"""keras-tuner search: the API on arrays, and train.py --tune end to end (a new process, then
-resumed in this one: tests.helpers.run_cli) with a resumed search."""
+"""keras-tuner search: the API on arrays, and train.py --tune end to end: a search in a new
+process, then resumed with a larger budget in this one (tests.helpers.run_cli)."""
 
 import json
 import os

@@ -37,10 +37,10 @@ def predict_files(model_path, files, out=None, err=None):
     that could not be read."""
     import numpy as np
 
+    from keras_caps.data.images import ImageFileError, load_image, to_model_input
+
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-
-    from keras_caps.data.images import ImageFileError, load_image, to_model_input
 
     classify, shape = load_classifier(model_path)
     failures = 0
