@@ -9,7 +9,9 @@ curve is the per-epoch validation score (the test set for runs with --val_split 
 runs are; the held-out training images otherwise) against the cumulative wall-clock minutes of
 the epochs (training and validation). Prints one JSON line per run, one per label (mean, spread
 and sample standard deviation of the final error over its seeds), and each label's mean error and
-minutes as ratios to the `reference` label's, when there is one. The final error is the model a
+minutes as ratios to the `reference` label's, when there is one (the minutes' only when all those
+runs were on one machine kind and policy). The figure has two panels: the error by epoch (the
+schedules side by side, whatever the machine) and against each run's minutes. The final error is the model a
 run keeps (final.keras, the last epoch), never the best epoch.
 """
 
@@ -93,8 +95,16 @@ def summarize(runs):
     if reference:
         for s in out:
             s["error_ratio_to_reference"] = round(s["mean_error_percent"] / reference["mean_error_percent"], 3)
-            s["minutes_ratio_to_reference"] = round(s["mean_wall_minutes"] / reference["mean_wall_minutes"], 3)
+            # Minutes compare only within one machine and policy: across sessions the CPU differs.
+            pair = [r for r in runs if r["label"] in (s["label"], "reference")]
+            comparable = len({_where(r) for r in pair}) == 1
+            ratio = round(s["mean_wall_minutes"] / reference["mean_wall_minutes"], 3) if comparable else None
+            s["minutes_ratio_to_reference"] = ratio
     return out
+
+
+def _where(run):
+    return cpu_text(run["machine"]), run["policy"]
 
 
 def cpu_text(machine):
@@ -113,35 +123,42 @@ def plot(runs, path):
     import matplotlib.pyplot as plt
 
     # Runs recorded on different machines (sessions) name their CPU and policy each: their minutes differ.
-    one_machine = len({(cpu_text(r["machine"]), r["policy"]) for r in runs}) == 1
+    one_machine = len({_where(r) for r in runs}) == 1
     colors, labels = {}, []
-    fig, ax = plt.subplots(figsize=(8, 5))
+    # Left, by epoch: the schedules side by side whatever the machine; right, by the run's own minutes.
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     for run in runs:
         color = colors.setdefault(run["label"], f"C{len(colors)}")
         labels.append(
             f"{run['label']} (seed {run['seed']}): {run['final_error_percent']:.2f}% after {run['epochs']} epochs"
             + ("" if one_machine else f", {cpu_text(run['machine'])}, {run['policy']}")
         )
-        ax.plot(
-            run["minutes"], run["error_percent"], marker="o", markersize=3, color=color, alpha=0.85, label=labels[-1]
-        )
-    ax.axhline(PORTS_ERROR, color="grey", linestyle="--", label=f"PyTorch/Keras ports, 50 epochs: {PORTS_ERROR}%")
-    ax.axhline(PAPER_ERROR, color="black", linestyle=":", label=f"paper: {PAPER_ERROR}%")
-    ax.set_yscale("log")
+        style = {"marker": "o", "markersize": 3, "color": color, "alpha": 0.85}
+        axes[0].plot(range(1, run["epochs"] + 1), run["error_percent"], **style, label=labels[-1])
+        axes[1].plot(run["minutes"], run["error_percent"], **style)
     # The averaged weights' first epochs (tens of %) would squash the region that matters.
     top = min(Y_TOP, max(2.0, max(max(r["error_percent"]) for r in runs) * 1.1))
-    ax.set_ylim(0.15, top)
-    ax.set_yticks([t for t in (0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0) if t <= top])
-    ax.get_yaxis().set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    for ax in axes:
+        ax.axhline(PORTS_ERROR, color="grey", linestyle="--", label=f"PyTorch/Keras ports, 50 epochs: {PORTS_ERROR}%")
+        ax.axhline(PAPER_ERROR, color="black", linestyle=":", label=f"paper: {PAPER_ERROR}%")
+        ax.set_yscale("log")
+        ax.set_ylim(0.15, top)
+        ax.set_yticks([t for t in (0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0) if t <= top])
+        ax.get_yaxis().set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(True, which="both", alpha=0.3)
     where = "test" if runs[0]["on_test_set"] else "validation"
     clipped = any(e > top for r in runs for e in r["error_percent"])
-    ax.set_ylabel(f"MNIST {where} error (%) after each epoch" + (f"; above {top:g}%: off the chart" if clipped else ""))
-    ax.set_xlabel("wall-clock minutes (training and per-epoch scoring)")
+    axes[0].set_ylabel(f"MNIST {where} error (%) after each epoch" + (f" (above {top:g}%: off)" if clipped else ""))
+    axes[0].set_xlabel("epoch")
+    axes[1].set_xlabel("wall-clock minutes (training and per-epoch scoring)")
     where_run = f", {cpu_text(runs[0]['machine'])}, {runs[0]['policy']}" if one_machine else ""
-    ax.set_title(f"CapsNet (3 routings) on MNIST{where_run}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    axes[0].set_title(f"CapsNet (3 routings) on MNIST{where_run}")
+    axes[1].set_title("against each run's minutes" + ("" if one_machine else " (on its own machine)"))
+    axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    # Below both panels: the machine names are long and would cover the curves.
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -160,6 +177,18 @@ def markdown(runs):
             f"| {r['label']} | {r['seed']} | {r['final_error_percent']:.2f}% | {r['epochs']} | {r['train_minutes']} "
             f"| {r['wall_minutes']} | {cpu_text(r['machine'])} | {r['policy']} | {rss} |"
         )
+    # The runs epoch by epoch, side by side: the error of the model each run keeps after that epoch.
+    epochs = max(r["epochs"] for r in runs)
+    lines += [
+        "",
+        f"| {'test' if runs[0]['on_test_set'] else 'validation'} error (%) after epoch | "
+        + " | ".join(str(e) for e in range(1, epochs + 1))
+        + " |",
+        "| --- |" + " --- |" * epochs,
+    ]
+    for r in runs:
+        cells = [f"{e:.2f}" for e in r["error_percent"]] + [""] * (epochs - r["epochs"])
+        lines.append(f"| {r['label']}, seed {r['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -123,6 +123,7 @@ def test_convergence_summary_and_figure(tmp_path, capsys):
     out = capsys.readouterr().out
     assert json.loads(out.splitlines()[0])["final_error_percent"] == 0.30
     assert "| fast | 1 | 0.26% | 3 |" in out and "AMD EPYC (2 cores, AVX-512, bf16)" in out and "1.50 GiB" in out
+    assert "| test error (%) after epoch | 1 | 2 | 3 |" in out and "| reference, seed 0 | 1.20 | 0.70 | 0.40 |" in out
     # Labels given on the command line; curves on the test set and on a validation split do not mix.
     summary = main([f"mine={runs[0]}", "--out", str(tmp_path / "d.png")])
     assert summary[0]["label"] == "mine" and "error_ratio_to_reference" not in summary[0]
@@ -134,7 +135,7 @@ def test_convergence_summary_and_figure(tmp_path, capsys):
 
 
 def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machines(tmp_path):
-    from benchmarks.convergence import load_run, plot
+    from benchmarks.convergence import load_run, plot, summarize
 
     avx2 = {"cpu": "AMD EPYC", "cpu_family_model": "25/1", "cores": 2, "avx512": False, "bf16": False, "gpu": False}
     same = [load_run(_fake_run(tmp_path / f"s{i}", "fast", i, [1.0, 0.3])) for i in range(2)]
@@ -144,6 +145,12 @@ def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machine
     ]
     other = load_run(_fake_run(tmp_path / "o", "fast", 2, [1.0, 0.28], machine=avx2))
     labels = plot([same[0], other], str(tmp_path / "mixed.png"))
+    # The minutes of runs on different machines are no ratio; the errors still are.
+    reference = load_run(_fake_run(tmp_path / "r", "reference", 0, [1.0, 0.4], seconds=30.0))
+    fast = {row["label"]: row for row in summarize([same[0], other, reference])}["fast"]
+    assert fast["minutes_ratio_to_reference"] is None and fast["error_ratio_to_reference"] == pytest.approx(0.725)
+    fast = {row["label"]: row for row in summarize([same[0], reference])}["fast"]
+    assert fast["minutes_ratio_to_reference"] == pytest.approx(2.0)
     assert labels[0].endswith("0.30% after 2 epochs, AMD EPYC (2 cores, AVX-512, bf16), mixed_bfloat16")
     assert labels[1].endswith("0.28% after 2 epochs, AMD EPYC (family/model 25/1, 2 cores), mixed_bfloat16")
 
