@@ -6,8 +6,9 @@ Runs, one after another, each of the four runs (three seeds of the default comma
 reference's schedule for the same 20 epochs) whose record is not yet in `--results`
 (benchmarks/results/converged/NAME/{history,metrics}.json), and copies each finished run's record
 there. A run's checkpoints live in `--runs_dir`/NAME, so a killed run continues where it stopped
-when this is started again on the same machine; a new machine starts it afresh (a session's home
-folder does not reach the next one). Prints one JSON line per run. Then, for the table and figure:
+when this is started again with the same `--runs_dir`: on another machine too, where that folder
+travels (sessions keep it in the working tree, `--runs_dir carried_runs`, since their home folder
+does not reach the next one). Prints one JSON line per run. Then, for the table and figure:
 
     python benchmarks/convergence.py benchmarks/results/converged/* \
         --out benchmarks/figures/mnist_convergence.png --markdown
