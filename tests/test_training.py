@@ -102,10 +102,13 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert metrics["test_accuracy"] == pytest.approx(history[-1]["val_accuracy"])
     assert metrics["config"]["epochs"] == 1 and metrics["train_images"] == 60 and metrics["steps_per_epoch"] == 2
     assert 0 < history[-1]["train_seconds"] < history[-1]["seconds"]  # the test pass comes after the steps
-    # Resumed with more epochs: the schedule comes back with the optimizer.
-    metrics = run(_config(mnist_dir, save, recipe="reference", epochs=2, warmup_steps=1))
+    # Resumed with more epochs: the schedule comes back with the optimizer; the policy with the
+    # checkpoint, whatever this machine's would be, and the record says so.
+    bf16 = dict(mixed_precision="mixed_bfloat16")
+    metrics = run(_config(mnist_dir, save, recipe="reference", epochs=2, warmup_steps=1, **bf16))
     history = json.load(open(os.path.join(save, "history.json")))
     assert [row["epoch"] for row in history] == [1, 2] and metrics["epochs_this_run"] == 1
+    assert metrics["policy"] == "float32"
     assert [row["learning_rate"] for row in history] == pytest.approx([0.001, 0.0009])
     # Validating on held-out images: the test set is scored once, at the end.
     metrics = run(_config(mnist_dir, str(tmp_path / "val"), epochs=1, val_split=0.2, figures=False))
