@@ -175,18 +175,6 @@ def _build_or_resume(config, info, steps, done, checkpoint):
     return model
 
 
-def _model_policy(model):
-    """The dtype policy of the model's first layer with weights (nested models searched), or None."""
-    for layer in model.layers:
-        if getattr(layer, "layers", None):
-            found = _model_policy(layer)
-            if found:
-                return found
-        elif layer.weights:
-            return layer.dtype_policy.name
-    return None
-
-
 # A recipe's warm-up, and its average's window, take at most a tenth of a short run.
 _SHORT_RUN_SHARE = 10
 
@@ -258,8 +246,9 @@ def run(config):
                 history = [row for row in json.load(fh) if row["epoch"] <= done]
     with strategy.scope():
         model = _build_or_resume(config, info, steps, done, checkpoint)
-    # A loaded model computes in the policy it was saved with, whatever this machine's `auto` picks.
-    policy = _model_policy(model) or policy
+    # A loaded model computes in the policy it was saved with (CapsNet's config carries it and
+    # hands it to every layer), whatever this machine's `auto` picks.
+    policy = model.dtype_policy.name
     if model.image_shape != info.image_shape or model.classes != info.classes:
         raise TrainingError(
             f"The model takes {model.image_shape} images in {model.classes} classes; "
