@@ -57,6 +57,10 @@ def load_run(folder, label=None):
         "on_test_set": not config.get("val_split"),
         "epochs": len(history),
         "error_percent": [round(100 * (1 - row["val_accuracy"]), 3) for row in history],
+        # A run that keeps an average of its weights also scores the weights as trained.
+        "raw_error_percent": [round(100 * (1 - row["raw_val_accuracy"]), 3) for row in history]
+        if all("raw_val_accuracy" in row for row in history)
+        else None,
         "minutes": [round(m, 2) for m in minutes],
         "final_error_percent": round(100 * metrics["test_error"], 3),
         "train_minutes": round(sum(row.get("train_seconds", row["seconds"]) for row in history) / 60, 1),
@@ -108,9 +112,11 @@ def _where(run):
 
 
 def cpu_text(machine):
-    """A run's CPU in words: 'AMD EPYC (2 cores, AVX-512, bf16)'."""
+    """A run's CPU in words: 'AMD EPYC (2 cores, AVX-512, bf16)', 'AMD EPYC (2 cores, no AVX-512)'."""
     m = machine or {}
     units = "".join(part for part, on in ((", AVX-512", m.get("avx512")), (", bf16", m.get("bf16"))) if on)
+    # Recorded as absent (not merely unknown): an AVX2-only CPU, whose float32 steps are several times slower.
+    units += ", no AVX-512" if m.get("avx512") is False else ""
     kind = f"family/model {m['cpu_family_model']}, " if m.get("cpu_family_model") else ""
     return f"{m.get('cpu', '?')} ({kind}{m.get('cores', '?')} cores{units})"
 
@@ -124,7 +130,7 @@ def plot(runs, path):
 
     # Runs recorded on different machines (sessions) name their CPU and policy each: their minutes differ.
     one_machine = len({_where(r) for r in runs}) == 1
-    colors, labels = {}, []
+    colors, seen, labels = {}, {}, []
     # Left, by epoch: the schedules side by side whatever the machine; right, by the run's own minutes.
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     for run in runs:
@@ -133,7 +139,9 @@ def plot(runs, path):
             f"{run['label']} (seed {run['seed']}): {run['final_error_percent']:.2f}% after {run['epochs']} epochs"
             + ("" if one_machine else f", {cpu_text(run['machine'])}, {run['policy']}")
         )
-        style = {"marker": "o", "markersize": 3, "color": color, "alpha": 0.85}
+        # One colour a label, one marker a seed within it: the seeds stay apart where they cross.
+        nth = seen[run["label"]] = seen.get(run["label"], -1) + 1
+        style = {"marker": "osv^D"[nth % 5], "markersize": 3.5, "color": color, "alpha": 0.85}
         axes[0].plot(range(1, run["epochs"] + 1), run["error_percent"], **style, label=labels[-1])
         axes[1].plot(run["minutes"], run["error_percent"], **style)
     # The averaged weights' first epochs (tens of %) would squash the region that matters.
@@ -189,6 +197,9 @@ def markdown(runs):
     for r in runs:
         cells = [f"{e:.2f}" for e in r["error_percent"]] + [""] * (epochs - r["epochs"])
         lines.append(f"| {r['label']}, seed {r['seed']} | " + " | ".join(cells) + " |")
+        if r["raw_error_percent"]:
+            cells = [f"{e:.2f}" for e in r["raw_error_percent"]] + [""] * (epochs - r["epochs"])
+            lines.append(f"| {r['label']}, seed {r['seed']}, weights as trained | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -207,7 +218,7 @@ def main(argv=None):
         p.error("the runs mix test-set and validation-split curves; plot them separately.")
     summary = summarize(runs)
     for row in runs:
-        print(json.dumps({k: v for k, v in row.items() if k not in ("error_percent", "minutes")}))
+        print(json.dumps({k: v for k, v in row.items() if k not in ("error_percent", "raw_error_percent", "minutes")}))
     for row in summary:
         print(json.dumps(row))
     plot(runs, args.out)

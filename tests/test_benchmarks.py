@@ -78,7 +78,7 @@ def test_tflite_profile_cuts_the_graph_after_each_operator():
     assert sum(row["op_ms"] for row in rows) == pytest.approx(rows[-1]["cumulative_ms"], abs=1e-3)
 
 
-def _fake_run(folder, recipe, seed, errors, seconds=60.0, val_split=0.0, machine=None):
+def _fake_run(folder, recipe, seed, errors, seconds=60.0, val_split=0.0, machine=None, raw_errors=None):
     import json
     import os
 
@@ -87,6 +87,8 @@ def _fake_run(folder, recipe, seed, errors, seconds=60.0, val_split=0.0, machine
         {"epoch": i + 1, "val_accuracy": 1 - e / 100, "seconds": seconds, "train_seconds": seconds - 5}
         for i, e in enumerate(errors)
     ]
+    for row, e in zip(history, raw_errors or ()):
+        row["raw_val_accuracy"] = 1 - e / 100
     metrics = {
         "test_error": errors[-1] / 100,
         "policy": "mixed_bfloat16",
@@ -107,7 +109,7 @@ def test_convergence_summary_and_figure(tmp_path, capsys):
 
     runs = [
         _fake_run(tmp_path / "f0", "fast", 0, [1.0, 0.5, 0.30]),
-        _fake_run(tmp_path / "f1", "fast", 1, [1.1, 0.6, 0.26]),
+        _fake_run(tmp_path / "f1", "fast", 1, [1.1, 0.6, 0.26], raw_errors=[0.8, 0.5, 0.31]),
         _fake_run(tmp_path / "f2", "fast", 2, [0.9, 0.4, 0.28]),
         _fake_run(tmp_path / "r0", "reference", 0, [1.2, 0.7, 0.40], seconds=50.0),
     ]
@@ -124,6 +126,9 @@ def test_convergence_summary_and_figure(tmp_path, capsys):
     assert json.loads(out.splitlines()[0])["final_error_percent"] == 0.30
     assert "| fast | 1 | 0.26% | 3 |" in out and "AMD EPYC (2 cores, AVX-512, bf16)" in out and "1.50 GiB" in out
     assert "| test error (%) after epoch | 1 | 2 | 3 |" in out and "| reference, seed 0 | 1.20 | 0.70 | 0.40 |" in out
+    # The averaged run's weights as trained get their own row; runs without them, none.
+    assert "| fast, seed 1, weights as trained | 0.80 | 0.50 | 0.31 |" in out
+    assert out.count("weights as trained") == 1
     # Labels given on the command line; curves on the test set and on a validation split do not mix.
     summary = main([f"mine={runs[0]}", "--out", str(tmp_path / "d.png")])
     assert summary[0]["label"] == "mine" and "error_ratio_to_reference" not in summary[0]
@@ -152,7 +157,7 @@ def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machine
     fast = {row["label"]: row for row in summarize([same[0], reference])}["fast"]
     assert fast["minutes_ratio_to_reference"] == pytest.approx(2.0)
     assert labels[0].endswith("0.30% after 2 epochs, AMD EPYC (2 cores, AVX-512, bf16), mixed_bfloat16")
-    assert labels[1].endswith("0.28% after 2 epochs, AMD EPYC (family/model 25/1, 2 cores), mixed_bfloat16")
+    assert labels[1].endswith("0.28% after 2 epochs, AMD EPYC (family/model 25/1, 2 cores, no AVX-512), mixed_bfloat16")
 
 
 def test_converged_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, monkeypatch, capsys):
