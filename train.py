@@ -100,7 +100,40 @@ def define_flags(fv=flags.FLAGS):
         "dataset", D.dataset, "TFDS image classification data set (mnist, fashion_mnist, cifar10, ...).", flag_values=fv
     )
     flags.DEFINE_string(
-        "data_dir", D.data_dir, "Folder with the four MNIST IDX files (.gz or raw); TFDS if unset.", flag_values=fv
+        "data_dir",
+        D.data_dir,
+        "Folder with the four MNIST IDX files (.gz or raw), or of images (PNG, JPEG, BMP, GIF) with one "
+        "sub-folder per class: DIR/train/<class>/ and DIR/test/<class>/ (DIR/val/<class>/ optional), or one "
+        "tree DIR/<class>/ split by --test_split and --val_split. TFDS if unset.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "image_size",
+        None,
+        "An image folder's images resized to HEIGHT,WIDTH (or one number for a square); unset: their own "
+        "size, which they must then share.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "color_mode",
+        D.color_mode,
+        ["grayscale", "rgb"],
+        "An image folder's images as grey or RGB; unset: as the files are (RGB if any has colour).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "test_split",
+        D.test_split,
+        "Share of a single image tree (no test/ folder) held out, stratified and seeded, as its test set (unset: 0.2).",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "cache",
+        D.cache,
+        ["auto", "memory", "none"],
+        "An image folder's decoded images in memory: auto (when they fit in a quarter of the free memory, "
+        "at most 4 GiB), memory (always) or none (decoded from the files as training goes, in parallel).",
+        flag_values=fv,
     )
     flags.DEFINE_string("save_dir", D.save_dir, "Folder for models, logs, checkpoints and figures.", flag_values=fv)
     flags.DEFINE_bool(
@@ -180,7 +213,23 @@ def config_from_flags(flag_values):
     """The `TrainConfig` the flags describe (a ValueError names the bad one as its flag)."""
     values = {name: flag_values[name].value for name in FIELDS}
     values["verbose"] = min(values["verbose"], 2)
+    if values["image_size"] is not None:
+        values["image_size"] = parse_image_size(values["image_size"])
     return cfg.TrainConfig(**values)
+
+
+def parse_image_size(text):
+    """ "32,48", "32x48" or "32" (square) -> (height, width)."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"`image_size` must be HEIGHT,WIDTH (two integers >= 1) or one for a square, got {text!r}.")
+    return size
 
 
 def main(flag_values):

@@ -62,7 +62,7 @@ def main():
         failures = predict_files(args.model, files, out=out, err=err)
         predicted = [int(line.split()[-2]) for line in out.getvalue().splitlines()]
         sizes = sorted({Image.open(f).size for f in files[:5]})
-    classify, shape = load_classifier(args.model)
+    classify, shape, _ = load_classifier(args.model)
     direct = classify((x_test[picks] / 255.0).astype(np.float32)[..., None]).argmax(1)
     photo_acc = float(np.mean(np.array(predicted) == y_test[picks])) if not failures else None
     print(

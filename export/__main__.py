@@ -28,7 +28,19 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("model", None, "A .keras CapsNet saved by train.py or model.save.", flag_values=fv)
     flags.DEFINE_string("out", "dist", "Output folder.", flag_values=fv)
     flags.DEFINE_string("dataset", "mnist", "TFDS data set for calibration and the accuracy report.", flag_values=fv)
-    flags.DEFINE_string("data_dir", None, "Folder with MNIST-format IDX files instead of TFDS.", flag_values=fv)
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Folder with MNIST-format IDX files, or an image folder with one sub-folder per class (as train.py "
+        "reads it, at the model's size and channels), instead of TFDS.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "test_split",
+        None,
+        "A single image tree's test share, as given to train.py (unset: 0.2); the same images are held out.",
+        flag_values=fv,
+    )
     flags.DEFINE_enum(
         "int8_io",
         "float32",

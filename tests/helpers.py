@@ -290,3 +290,22 @@ def run_layer_test(
         assert keras.backend.standardize_dtype(result.dtype) == wanted, (policy, result.dtype)
         assert np.isfinite(keras.ops.convert_to_numpy(result)).all()
     return layer
+
+
+def write_image_folder(folder, classes=("cat", "dog"), per_class=4, size=(8, 10), mode="RGB", ext="png", seed=0):
+    """`folder/<class>/NN.<ext>` images of random pixels (PIL `mode`); returns
+    `{path: uint8 array as written}` (lossy formats: as read back by Pillow)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    written = {}
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    for name in classes:
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (*size, channels), dtype=np.uint8)
+            path = os.path.join(folder, name, f"{i:02d}.{ext}")
+            Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode).save(path)
+            with Image.open(path) as image:
+                written[path] = np.asarray(image)
+    return written

@@ -5,15 +5,38 @@ random shift with zero padding (training only), batch, prefetch.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
+from keras_caps.data.folders import FileSplit, decode_image
 from keras_caps.data.idx import DataError, load_mnist_idx
 
 # TensorFlow is imported where used: `load_arrays` on IDX files needs numpy only,
 # so a run on another backend can go without TensorFlow.
 # Data sets the IDX reader serves: both ship as the same four MNIST-format files.
 IDX_DATASETS = ("mnist", "fashion_mnist")
+
+
+# Class names of the sets whose IDX files carry none.
+IDX_CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+}
+CACHE_MODES = ("auto", "memory", "none")
+# `cache="auto"` holds a folder's decoded images in memory up to this, or a quarter of the free memory.
+CACHE_LIMIT_BYTES = 4 << 30
 
 
 @dataclasses.dataclass
@@ -26,6 +49,125 @@ class DataInfo:
     train_size: int
     test_size: int
     source: str
+    class_names: list = dataclasses.field(default_factory=list)
+    cached: bool = True
+
+
+@dataclasses.dataclass
+class DataSplits:
+    """A data set's splits, each `(images, labels)` arrays or a `FileSplit` read as it goes.
+
+    `val` is None unless the data brought its own (a folder's val/ or `val_split`).
+    """
+
+    train: object
+    val: object
+    test: object
+    info: DataInfo
+
+
+def split_size(split):
+    """Number of images of a split, arrays or files."""
+    return len(split) if isinstance(split, FileSplit) else len(split[0])
+
+
+def first_images(split, count):
+    """The first `count` images of a split as float32 in [0, 1] (for figures and checks)."""
+    if isinstance(split, FileSplit):
+        from keras_caps.data.folders import decode_all
+
+        images = decode_all(split.subset(np.arange(min(count, len(split)))))[0]
+    else:
+        images = split[0][:count]
+    return images.astype(np.float32) / (255.0 if np.issubdtype(images.dtype, np.integer) else 1.0)
+
+
+def _free_memory_bytes():
+    try:
+        with open("/proc/meminfo") as fh:
+            fields = dict(line.split(":", 1) for line in fh)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return CACHE_LIMIT_BYTES * 4
+
+
+def load_data(
+    dataset="mnist",
+    data_dir=None,
+    image_size=None,
+    color_mode=None,
+    val_split=0.0,
+    test_split=None,
+    seed=0,
+    cache="auto",
+    tfds_data_dir=None,
+):
+    """The splits of a run: IDX files or an image folder with `data_dir`, else a TFDS set.
+
+    Args:
+        dataset: TFDS name, or which IDX set `data_dir` holds (`mnist`,
+            `fashion_mnist`: their class names).
+        data_dir: the four MNIST-format IDX files, or an image folder
+            (`keras_caps.data.folders.open_folder`).
+        image_size, color_mode, test_split: an image folder's
+            (`open_folder`); refused for IDX and TFDS sets.
+        val_split: a folder's stratified validation share (IDX and TFDS sets
+            are split by the trainer).
+        seed: the folder's split seed (`open_folder`).
+        cache: `"auto"` holds a folder's decoded images in memory when they
+            fit (`CACHE_LIMIT_BYTES`, a quarter of the free memory), `"memory"`
+            always, `"none"` reads the files as it trains.
+
+    Returns:
+        A `DataSplits`.
+    """
+    import keras
+
+    if cache not in CACHE_MODES:
+        raise DataError(f"`cache` must be one of {', '.join(CACHE_MODES)}, got {cache!r}.")
+    if data_dir:
+        from keras_caps.data.folders import decode_all, is_image_folder, open_folder
+
+        if is_image_folder(data_dir):
+            folder = open_folder(data_dir, image_size, color_mode, val_split, test_split, seed)
+            for note in folder.notes:
+                print(f"{data_dir}: {note}.")
+            splits = [s for s in (folder.train, folder.val, folder.test) if s is not None]
+            decoded_bytes = sum(len(s) for s in splits) * int(np.prod(folder.image_shape))
+            fits = decoded_bytes <= min(CACHE_LIMIT_BYTES, _free_memory_bytes() // 4)
+            # Other backends read numpy batches (`ArrayBatches`): they need the images in memory.
+            cached = cache == "memory" or (cache == "auto" and fits) or keras.backend.backend() != "tensorflow"
+            named = zip(("train", "val", "test"), (folder.train, folder.val, folder.test))
+            counts = ", ".join(f"{len(s)} {n}" for n, s in named if s is not None)
+            print(
+                f"{data_dir}: {counts} images of {len(folder.class_names)} classes, shape {folder.image_shape}; "
+                + (
+                    f"decoded into memory ({decoded_bytes / 2**20:.0f} MiB; `cache` none reads the files as it trains)."
+                    if cached
+                    else f"read from the files as training goes ({decoded_bytes / 2**20:.0f} MiB decoded; "
+                    f"`cache` {'memory holds them' if cache == 'none' else 'auto found too little free memory'})."
+                )
+            )
+            train, val, test = (
+                (decode_all(s) if cached and s is not None else s) for s in (folder.train, folder.val, folder.test)
+            )
+            info = DataInfo(
+                name=os.path.basename(os.path.normpath(data_dir)),
+                image_shape=tuple(folder.image_shape),
+                classes=len(folder.class_names),
+                train_size=len(folder.train),
+                test_size=len(folder.test),
+                source=f"folder:{data_dir}",
+                class_names=list(folder.class_names),
+                cached=cached,
+            )
+            return DataSplits(train, val, test, info)
+    for name, value in (("image_size", image_size), ("color_mode", color_mode), ("test_split", test_split)):
+        if value:
+            where = "MNIST-format IDX files" if data_dir else f"the TFDS set {dataset!r}"
+            raise DataError(f"`{name}` applies to image folders; `data_dir` is unset or holds {where}.")
+    train, test, info = load_arrays(dataset, data_dir, tfds_data_dir)
+    return DataSplits(train, None, test, info)
 
 
 def shift_images(images, max_shift, seed=None):
@@ -84,8 +226,10 @@ def load_arrays(dataset="mnist", data_dir=None, tfds_data_dir=None):
         x_train, x_test = x_train[..., None], x_test[..., None]
         source = f"idx:{data_dir}"
         classes = 10
+        class_names = IDX_CLASS_NAMES[dataset]
     else:
-        (x_train, y_train), (x_test, y_test), classes = _load_tfds(dataset, tfds_data_dir)
+        (x_train, y_train), (x_test, y_test), class_names = _load_tfds(dataset, tfds_data_dir)
+        classes = len(class_names)
         source = "tfds"
     for images, labels, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         check_arrays(images, labels, classes, f"{dataset} {split}")
@@ -96,6 +240,7 @@ def load_arrays(dataset="mnist", data_dir=None, tfds_data_dir=None):
         train_size=len(x_train),
         test_size=len(x_test),
         source=source,
+        class_names=list(class_names),
     )
     return (x_train, y_train), (x_test, y_test), info
 
@@ -134,12 +279,11 @@ def _load_tfds(dataset, tfds_data_dir=None):
     features = builder.info.features
     if "image" not in features or "label" not in features:
         raise DataError(f"TFDS data set {dataset!r} is not an image classification set (needs 'image' and 'label').")
-    classes = int(features["label"].num_classes)
+    names = list(features["label"].names)
     if not _is_prepared(builder) and not _can_resolve(TFDS_HOST):
         raise DataError(
             f"{dataset!r} is not in the TFDS cache and there is no network to download it "
-            f"({TFDS_HOST} does not resolve). Download the four MNIST-format IDX files "
-            "and pass their folder as `data_dir`."
+            f"({TFDS_HOST} does not resolve). {_offline_hint(dataset)}"
         )
     try:
         builder.download_and_prepare()
@@ -147,13 +291,21 @@ def _load_tfds(dataset, tfds_data_dir=None):
     except Exception as error:
         raise DataError(
             f"Could not load {dataset!r} from TFDS ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}). Without network access, "
-            "download the four MNIST-format IDX files and pass their folder as `data_dir`."
+            f"{str(error).splitlines()[0] if str(error) else ''}). {_offline_hint(dataset)}"
         ) from None
     (x_train, y_train), (x_test, y_test) = splits
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., None], x_test[..., None]
-    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64)), classes
+    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64)), names
+
+
+def _offline_hint(dataset):
+    if dataset in IDX_DATASETS:
+        return f"Without network access, pass a folder with {dataset}'s four IDX files as `data_dir`."
+    return (
+        "Without network access, copy a prepared TFDS folder here (its `data_dir`), or write the images "
+        "into a folder with one sub-folder per class and pass that as `data_dir`."
+    )
 
 
 def _to_arrays(ds, chunk=10000):
@@ -177,8 +329,10 @@ def make_dataset(
 ):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
-    uint8 images are held in memory as they are and divided by 255 per batch;
-    float images must already lie in [0, 1]. Training data is shuffled each
+    `images`: uint8 images held in memory as they are and divided by 255 per
+    batch, float images already in [0, 1], or a `FileSplit`, whose files are
+    decoded as batches are made, in parallel (its labels are its own: pass
+    `labels=None`); memory then does not grow with the number of files. Training data is shuffled each
     epoch and shifted by up to `shift_pixels` pixels.
 
     With a `seed`, a repeated training set is a pure function of the seed:
@@ -192,32 +346,55 @@ def make_dataset(
     import tensorflow as tf
 
     AUTOTUNE = tf.data.AUTOTUNE
-    divisor = 255.0 if np.issubdtype(np.asarray(images).dtype, np.integer) else 1.0
+    files = isinstance(images, FileSplit)
+    if files:
+        labels, divisor = images.labels, 255.0
+
+        def decode(path, label):
+            return decode_image(path, images.image_shape, images.resize), label
+
+    else:
+        divisor = 255.0 if np.issubdtype(np.asarray(images).dtype, np.integer) else 1.0
+    count = len(labels)
     seeded = training and repeat and seed is not None
     if seeded:
         # Not shuffle(reshuffle_each_iteration): its epochs draw seeds from a
         # generator shared by all iterators, so a prefetching iterator that
         # Keras discards (it peeks at one batch under tf.distribute) shifts
         # the order of the next one, depending on thread timing.
-        count = len(images)
         per_pass = -(-count // batch_size)
         done = first_epoch * (steps_per_epoch or per_pass)  # batches an uninterrupted run has taken
-        all_images, all_labels = tf.constant(images), tf.constant(labels)
+        first_pass, skip = done // per_pass, done % per_pass
+        if files:
+            all_paths, all_labels = tf.constant(images.paths), tf.constant(labels)
+        else:
+            all_images, all_labels = tf.constant(images), tf.constant(labels)
 
         def one_pass(data_pass):
             order = tf.random.experimental.stateless_shuffle(
                 tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), data_pass])
             )
-            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate(data_pass * per_pass)
+            if not files:
+                return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate(data_pass * per_pass)
+            # Files: only the batches still to come are decoded (a resumed run skips the rest unread).
+            start = tf.where(data_pass == first_pass, tf.constant(skip, tf.int64), 0)
+            order = order[start * batch_size :]
+            picked = (tf.gather(all_paths, order), tf.gather(all_labels, order))
+            decoded = tf.data.Dataset.from_tensor_slices(picked).map(decode, num_parallel_calls=AUTOTUNE)
+            return decoded.batch(batch_size).enumerate(data_pass * per_pass + start)
 
-        ds = tf.data.Dataset.counter(done // per_pass).flat_map(one_pass).skip(done % per_pass)
-        ds = ds.map(lambda number, index: (number, (tf.gather(all_images, index), tf.gather(all_labels, index))))
+        ds = tf.data.Dataset.counter(first_pass).flat_map(one_pass)
+        if not files:
+            ds = ds.skip(skip)
+            ds = ds.map(lambda number, index: (number, (tf.gather(all_images, index), tf.gather(all_labels, index))))
     else:
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+        ds = tf.data.Dataset.from_tensor_slices((images.paths, labels) if files else (images, labels))
         if training:
-            ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
+        if files:
+            ds = ds.map(decode, num_parallel_calls=AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=False).enumerate()
     shifting = training and shift_pixels > 0
 

@@ -110,8 +110,9 @@ def find_mnist_files(data_dir):
         match = next((c for c in candidates if c in names), None)
         if match is None:
             raise DataError(
-                f"`data_dir` {data_dir}: missing {stem}(.gz); it needs the four MNIST "
-                f"files: {', '.join(MNIST_FILES.values())} (each .gz or raw)."
+                f"`data_dir` {data_dir}: missing {stem}(.gz); it needs the four MNIST-format IDX "
+                f"files: {', '.join(MNIST_FILES.values())} (each .gz or raw), or images in one "
+                "sub-folder per class."
             )
         found[key] = os.path.join(data_dir, match)
     return found

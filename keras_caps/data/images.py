@@ -36,21 +36,28 @@ def _border_median(gray):
     return np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
 
 
-def to_model_input(image, shape):
+# PIL's mode for a model's channel count.
+_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def to_model_input(image, shape, digits=True):
     """A PIL image -> float32 `shape` (height, width, channels) in [0, 1].
 
-    One channel (MNIST-like): grayscale; dark ink on light paper is inverted to
-    MNIST's light-on-dark; the digit is cropped, scaled into the central 20/28
-    of the frame keeping its aspect ratio, and centred by its mass, as MNIST's
-    digits are. Three channels: RGB resized to the model's size.
+    With `digits` and one channel (an MNIST model): grayscale; dark ink on
+    light paper is inverted to MNIST's light-on-dark; the digit is cropped,
+    scaled into the central 20/28 of the frame keeping its aspect ratio, and
+    centred by its mass, as MNIST's digits are. Otherwise the image is
+    converted to the model's channels (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA)
+    and resized to its size, as training images of another size were.
     """
     from PIL import Image
 
     height, width, channels = shape
-    if channels == 3:
-        return np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR), np.float32) / 255.0
-    if channels != 1:
-        raise ValueError(f"Models with {channels} channels are not supported by the image loader.")
+    if channels not in _MODES:
+        raise ValueError(f"Models with {channels} channels are not supported by the image loader (1 to 4).")
+    if channels != 1 or not digits:
+        resized = np.asarray(image.convert(_MODES[channels]).resize((width, height), Image.BILINEAR), np.float32)
+        return resized.reshape(height, width, channels) / 255.0
     gray = np.asarray(image.convert("L"), np.float32) / 255.0
     if _border_median(gray) > 0.5:
         gray = 1.0 - gray

@@ -315,9 +315,18 @@ def multiply_accumulates(flatbuffer):
     return total
 
 
-def c_array(flatbuffer, name, header_file=None):
+def c_string(text):
+    """`text` as a C string literal: UTF-8, with quotes, backslashes and other
+    than printable ASCII written as 3-digit octal escapes (which, unlike \\x, end
+    where they should)."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\?' else f"\\{b:03o}" for b in text.encode()) + '"'
+
+
+def c_array(flatbuffer, name, header_file=None, class_names=None):
     """The file as C++ source and header texts: `alignas(16) const unsigned char NAME[]`
-    and `const unsigned int NAME_len`, as TFLM's examples hold their models.
+    and `const unsigned int NAME_len`, as TFLM's examples hold their models, and
+    with `class_names`, `const char* const NAME_labels[]` (the class of each
+    score, in order) and `const int NAME_labels_count`.
 
     `name` must be a C identifier; the source includes `header_file` (`NAME.h`).
     Returns `(source, header)`.
@@ -328,23 +337,36 @@ def c_array(flatbuffer, name, header_file=None):
     for start in range(0, len(flatbuffer), 12):
         rows.append("  " + ", ".join(f"0x{b:02x}" for b in flatbuffer[start : start + 12]) + ",")
     guard = name.upper() + "_H_"
+    labels_decl = labels_def = ""
+    if class_names:
+        labels_decl = (
+            f"// The class of each score, in order.\nextern const char* const {name}_labels[];\n"
+            f"extern const int {name}_labels_count;\n"
+        )
+        labels_def = (
+            f"const char* const {name}_labels[] = {{\n"
+            + "".join(f"  {c_string(str(c))},\n" for c in class_names)
+            + f"}};\nconst int {name}_labels_count = {len(class_names)};\n"
+        )
     header = (
         f"// {name}: a TFLite flatbuffer of {len(flatbuffer)} bytes, written by keras-caps' exporter.\n"
         f"#ifndef {guard}\n#define {guard}\n\n"
-        f"extern const unsigned char {name}[];\nextern const unsigned int {name}_len;\n\n#endif  // {guard}\n"
+        f"extern const unsigned char {name}[];\nextern const unsigned int {name}_len;\n{labels_decl}\n"
+        f"#endif  // {guard}\n"
     )
     source = (
         f'#include "{header_file or name + ".h"}"\n\n'
         "// TFLM reads the model in place: 16-byte alignment, as its examples use.\n"
         f"alignas(16) const unsigned char {name}[] = {{\n" + "\n".join(rows) + "\n};\n"
-        f"const unsigned int {name}_len = {len(flatbuffer)};\n"
+        f"const unsigned int {name}_len = {len(flatbuffer)};\n{labels_def}"
     )
     return source, header
 
 
-def write_c_array(flatbuffer, folder, stem, name):
-    """Writes `folder/STEM.cc` and `folder/STEM.h` holding array `name`; returns their paths."""
-    source, header = c_array(flatbuffer, name, stem + ".h")
+def write_c_array(flatbuffer, folder, stem, name, class_names=None):
+    """Writes `folder/STEM.cc` and `folder/STEM.h` holding array `name` (and the
+    class names, `c_array`); returns their paths."""
+    source, header = c_array(flatbuffer, name, stem + ".h", class_names)
     paths = os.path.join(folder, stem + ".cc"), os.path.join(folder, stem + ".h")
     for path, text in zip(paths, (source, header)):
         with open(path, "w") as fh:

@@ -16,6 +16,7 @@ class ExportConfig:
     out: str = "dist"
     dataset: str = "mnist"
     data_dir: str | None = None
+    test_split: float | None = None
     int8_io: str = "float32"
     int8_integer_only: bool = True
     variants: tuple = tuple(VARIANTS)
@@ -76,28 +77,58 @@ def export(config):
     f = config
     import numpy as np
 
-    from keras_caps.data.datasets import load_arrays
+    from keras_caps.data.datasets import load_data
+    from keras_caps.data.folders import FileSplit, decode_all
     from keras_caps.export import micro
     from keras_caps.export.errors import ExportError
     from keras_caps.export.report import write_report
     from keras_caps.export.savedmodel import export_saved_model, float32_copy
     from keras_caps.export.tflite import CAPSULE_IMPLEMENTATION, convert, op_list
     from keras_caps.export.verify import compare, median_latency_ms, predict_batches
+    from keras_caps.models.classifier import write_labels
     from keras_caps.models.files import TFLiteModel, load_capsnet
 
     trained = load_capsnet(f.model)
     model = float32_copy(trained)
-    (x_train, _), (x_test, y_test), info = load_arrays(f.dataset, f.data_dir)
+    # An image folder is read as the model saw it: its own size unless the model takes another, in its channels.
+    data = load_data(
+        f.dataset,
+        f.data_dir,
+        image_size=_folder_size_for(model, f.data_dir),
+        color_mode=_folder_color_for(model, f.data_dir),
+        test_split=f.test_split,
+        cache="none",
+    )
+    info = data.info
     if tuple(info.image_shape) != tuple(model.image_shape):
         raise ValueError(f"The model takes {model.image_shape} images; {info.name} has {info.image_shape}.")
+    if model.classes != info.classes:
+        raise ValueError(f"The model has {model.classes} classes; {info.name} has {info.classes}.")
+    class_names = model.class_names or info.class_names or None
+
+    def take(split, index):  # uint8 arrays of some images of a split, files decoded only for these
+        if isinstance(split, FileSplit):
+            return decode_all(split.subset(index))
+        return split[0][index], split[1][index]
+
+    train_size = len(data.train) if isinstance(data.train, FileSplit) else len(data.train[0])
+    test_size = info.test_size
     rng = np.random.default_rng(0)
-    calibration = x_train[rng.choice(len(x_train), min(f.calibration_images, len(x_train)), replace=False)]
+    calibration = take(
+        data.train, np.sort(rng.choice(train_size, min(f.calibration_images, train_size), replace=False))
+    )[0]
     calibration = calibration.astype(np.float32) / 255.0
-    count = min(f.eval_images or len(x_test), len(x_test))
-    x_eval, y_eval = x_test[:count].astype(np.float32) / 255.0, y_test[:count]
+    count = min(f.eval_images or test_size, test_size)
+    x_eval, y_eval = take(data.test, np.arange(count))
+    x_eval = x_eval.astype(np.float32) / 255.0
 
     os.makedirs(f.out, exist_ok=True)
     saved_model = export_saved_model(model, os.path.join(f.out, "saved_model"), scores_only=f.scores_only)
+    if class_names:
+        print(
+            f"{write_labels(class_names, f.out)}: {len(class_names)} class names ({', '.join(class_names[:5])}"
+            f"{', ...' if len(class_names) > 5 else ''})"
+        )
     keras_fn = lambda x: np.asarray(model(x)["scores"])  # noqa: E731
     keras_scores = predict_batches(keras_fn, x_eval)
     rows = [
@@ -185,7 +216,7 @@ def export(config):
                     f"largest score difference {rows[-1]['tflm_max_abs_score_diff_reference_kernels']:.3g})"
                 )
             if f.c_array:
-                for written in micro.write_c_array(flat, f.out, "capsnet_int8", "capsnet_int8_tflite"):
+                for written in micro.write_c_array(flat, f.out, "capsnet_int8", "capsnet_int8_tflite", class_names):
                     print(f"  {written}")
     scratch.cleanup()
     write_report(
@@ -194,6 +225,7 @@ def export(config):
         {
             "model": f.model,
             "dataset": info.name,
+            "class_names": class_names,
             "eval_images": count,
             "int8_io": f.int8_io,
             "int8_integer_only": f.int8_integer_only,
@@ -205,6 +237,20 @@ def export(config):
         },
     )
     return rows
+
+
+def _folder_size_for(model, data_dir):
+    from keras_caps.data.folders import is_image_folder
+
+    return tuple(model.image_shape[:2]) if data_dir and is_image_folder(data_dir) else None
+
+
+def _folder_color_for(model, data_dir):
+    from keras_caps.data.folders import is_image_folder
+
+    if not (data_dir and is_image_folder(data_dir)):
+        return None
+    return "grayscale" if model.image_shape[-1] == 1 else "rgb"
 
 
 def _folder_size(path):

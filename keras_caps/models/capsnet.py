@@ -55,6 +55,17 @@ class CapsNet(keras.Model):
         capsule_implementation: how the digit capsules compute `u_hat`
             (`DenseCapsule`'s `implementation`): `"einsum"` to train,
             `"grouped_conv"` for int8 TFLite files. Same weights and values.
+        class_names: a name for each class (saved with the model, written
+            beside its exported files); None: none.
+        input_standardization: standardize each image (zero mean and unit
+            variance over its pixels, as `tf.image.per_image_standardization`)
+            before the first convolution: a uniform background of any colour
+            then reads as zero.
+
+    The number of primary capsules, and with it the digit capsules' weight,
+    grows with the image's area, as does the decoder's output layer: a model
+    whose weights would exceed `MAX_WEIGHT_BYTES` is refused before they are
+    made, with what brings them down.
 
     Call:
         `model(images)` returns a dict: `scores`, the class scores (capsule
@@ -106,6 +117,8 @@ class CapsNet(keras.Model):
         kernel_initializer=None,
         bias_initializer="fan_in_uniform",
         capsule_implementation="einsum",
+        class_names=None,
+        input_standardization=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -118,6 +131,14 @@ class CapsNet(keras.Model):
             raise ValueError(f"CapsNet: `classes` must be an integer >= 2, got {classes!r}.")
         self.image_shape = input_shape
         self.classes = classes
+        if class_names is not None:
+            class_names = [str(name) for name in class_names]
+            if len(class_names) != classes:
+                raise ValueError(
+                    f"CapsNet: `class_names` must name each of the {classes} classes, got {len(class_names)} names."
+                )
+        self.class_names = class_names
+        self.input_standardization = bool(input_standardization)
         self.routings = check_routings(routings)
         convs = _conv_stack(conv_filters, conv_kernel_size, conv_strides)
         self.conv_batch_norm = bool(conv_batch_norm)
@@ -246,12 +267,26 @@ class CapsNet(keras.Model):
                 f"{self.conv_strides} followed by {self.primary_kernel_size}x"
                 f"{self.primary_kernel_size} primary capsules."
             )
+        self._check_size(shape[1])
         self.digit_caps.build(shape)
         shape = (None, self.classes * self.digit_dim)
         for layer in self.decoder_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.built = True
+
+    def _check_size(self, primary_capsules):
+        digit = primary_capsules * self.classes * self.digit_dim * self.primary_dim
+        decoder = (self.decoder_units[-1] + 1) * math.prod(self.image_shape) if self.decoder_units else 0
+        total = 4 * (digit + decoder)  # float32 bytes; the convolutions are small beside these
+        if total > MAX_WEIGHT_BYTES:
+            raise ValueError(
+                f"CapsNet: input_shape {self.image_shape} is too large for this architecture: it gives "
+                f"{primary_capsules} primary capsules, so the digit capsules' weight holds {digit / 1e6:.0f}M values "
+                f"and the decoder's output layer {decoder / 1e6:.0f}M, {total / 1e9:.2f} GB in float32, over the "
+                f"{MAX_WEIGHT_BYTES / 1e9:.2f} GB limit. Bring it down with a smaller `image_size`, strided "
+                "convolutions (`conv_strides`, e.g. 2) or the `micro` architecture."
+            )
 
     @property
     def conv_layers(self):
@@ -282,13 +317,22 @@ class CapsNet(keras.Model):
                 f"CapsNet expects float images scaled to [0, 1]; got dtype "
                 f"{images.dtype}. Convert with `images.astype('float32') / 255`."
             )
-        x = images
+        x = self.standardize(images) if self.input_standardization else images
         for i, layer in enumerate(self.conv_layers):
             x = layer(x)
             if self.conv_norms:
                 x = ops.relu(self.conv_norms[i](x, training=training))
         x = self.primary_caps(x)
         return self.digit_caps(x)
+
+    @staticmethod
+    def standardize(images):
+        """Each image minus its mean, over its standard deviation (at least 1/sqrt(pixels))."""
+        axes = (1, 2, 3)
+        count = math.prod(images.shape[1:])
+        mean = ops.mean(images, axis=axes, keepdims=True)
+        std = ops.sqrt(ops.mean(ops.square(images - mean), axis=axes, keepdims=True))
+        return (images - mean) / ops.maximum(std, 1.0 / math.sqrt(count))
 
     def decode(self, capsules, labels=None):
         """Reconstruction from the capsules, masked by `labels` or else by the longest capsule."""
@@ -435,6 +479,8 @@ class CapsNet(keras.Model):
             "down_weight": self.down_weight,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "capsule_implementation": self.digit_caps.implementation,
+            "class_names": self.class_names,
+            "input_standardization": self.input_standardization,
             "bias_initializer": (
                 self.bias_initializer
                 if isinstance(self.bias_initializer, str)
@@ -442,6 +488,9 @@ class CapsNet(keras.Model):
             ),
         }
 
+
+# The largest model CapsNet builds: 1 GiB of float32 weights (the paper's MNIST model holds 33 MB).
+MAX_WEIGHT_BYTES = 1 << 30
 
 # Named configurations for `CapsNet.from_architecture` and `train.py --architecture`.
 ARCHITECTURES = {

@@ -3,9 +3,33 @@
 import os
 import sys
 
+LABELS_FILE = "labels.txt"
+
+
+def read_labels(model_path):
+    """The class names of an exported file: `labels.txt` beside it (or inside a SavedModel
+    folder, or beside that folder), one name per line, as TFLite tools read them; None if absent."""
+    folder = model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path))
+    for candidate in (folder, os.path.dirname(os.path.abspath(folder))):
+        path = os.path.join(candidate, LABELS_FILE)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as fh:
+                return [line.rstrip("\n") for line in fh if line.strip()]
+    return None
+
+
+def write_labels(class_names, folder):
+    """Writes `labels.txt` (one class name per line) into `folder`; returns its path."""
+    path = os.path.join(folder, LABELS_FILE)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("".join(f"{name}\n" for name in class_names))
+    return path
+
 
 def load_classifier(path):
-    """`(fn, (H, W, C))`: fn maps float32 images `(N, H, W, C)` to scores `(N, classes)`."""
+    """`(fn, (H, W, C), class_names)`: fn maps float32 images `(N, H, W, C)` to scores
+    `(N, classes)`; class_names from a .keras model's config or an exported file's
+    `labels.txt` (None when neither has them)."""
     import numpy as np
 
     from keras_caps.models.files import ModelFileError, TFLiteModel, load_capsnet
@@ -20,21 +44,22 @@ def load_classifier(path):
         spec = signature.structured_input_signature[1].get("images")
         if spec is None or "scores" not in signature.structured_outputs:
             raise ModelFileError(f"{path}: its serving_default signature does not take `images` and give `scores`.")
-        return (lambda x: signature(images=tf.constant(x))["scores"].numpy()), tuple(spec.shape[1:])
+        fn = lambda x: signature(images=tf.constant(x))["scores"].numpy()  # noqa: E731
+        return fn, tuple(spec.shape[1:]), read_labels(path)
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such file or folder.")
     if path.endswith(".tflite"):
         runner = TFLiteModel(path)
-        return runner, runner.image_shape
+        return runner, runner.image_shape, read_labels(path)
     model = load_capsnet(path)
-    return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape
+    return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names
 
 
 def predict_files(model_path, files, out=None, err=None):
-    """Classifies `files`, a line each on `out` (a readable file's name, class and
-    score) or `err` (why it could not be read); `None`: `sys.stdout` and `sys.stderr`
-    as they are at the call, not when this module was imported. Returns the number
-    that could not be read."""
+    """Classifies `files`, a line each on `out` (a readable file's name, class id,
+    score and, where the model has them, class name) or `err` (why it could not
+    be read); `None`: `sys.stdout` and `sys.stderr` as they are at the call, not
+    when this module was imported. Returns the number that could not be read."""
     import numpy as np
 
     from keras_caps.data.images import ImageFileError, load_image, to_model_input
@@ -42,16 +67,19 @@ def predict_files(model_path, files, out=None, err=None):
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
 
-    classify, shape = load_classifier(model_path)
+    classify, shape, class_names = load_classifier(model_path)
+    # MNIST's framing (crop, centre, light on dark) for digit models; a plain resize for any other set.
+    digits = shape[-1] == 1 and class_names in (None, [str(d) for d in range(10)])
     failures = 0
     for name in files:
         try:
-            image = to_model_input(load_image(name), shape)
+            image = to_model_input(load_image(name), shape, digits=digits)
         except ImageFileError as error:
             print(f"error: {error}", file=err)
             failures += 1
             continue
         scores = classify(image[None].astype(np.float32))[0]
         label = int(np.argmax(scores))
-        print(f"{name} {label} {float(scores[label]):.4f}", file=out)
+        named = f" {class_names[label]}" if class_names and label < len(class_names) else ""
+        print(f"{name} {label} {float(scores[label]):.4f}{named}", file=out)
     return failures

@@ -3,6 +3,8 @@
 import dataclasses
 import math
 
+from keras_caps.data.datasets import CACHE_MODES
+from keras_caps.data.folders import COLOR_MODES
 from keras_caps.training import distribution, precision, recipes, schedules
 
 # The choices of the fields that name things, from the modules that own them.
@@ -40,8 +42,18 @@ class TrainConfig:
             kept as the run's model, in [0, 1); 0: none.
         lam_recon: weight of the mean squared reconstruction error (>= 0).
         shift_pixels: random shift of training images, in pixels (>= 0).
-        dataset: a TFDS image classification data set name.
-        data_dir: folder of four MNIST-format IDX files instead of TFDS.
+        dataset: a TFDS image classification data set name (with
+            `data_dir` of IDX files: which set they hold, for class names).
+        data_dir: folder of four MNIST-format IDX files, or of images with
+            one sub-folder per class (`keras_caps.data.folders`), instead of TFDS.
+        image_size: `(height, width)` an image folder's images are resized
+            to (None: their own size, when all share it).
+        color_mode: an image folder's `"grayscale"` or `"rgb"` (None: as the
+            files are).
+        test_split: share of a single image tree held out, stratified, as
+            its test set (None: 0.2).
+        cache: `"auto"`, `"memory"` or `"none"`: whether an image folder's
+            decoded images are held in memory (auto: when they fit).
         save_dir: folder for models, logs, checkpoints and figures.
         testing: evaluate `weights` on the test set instead of training.
         weights: a `.keras` or `.weights.h5` file to evaluate or to train further.
@@ -73,6 +85,10 @@ class TrainConfig:
     shift_pixels: int = 2
     dataset: str = "mnist"
     data_dir: str | None = None
+    image_size: tuple | None = None
+    color_mode: str | None = None
+    test_split: float | None = None
+    cache: str = "auto"
     save_dir: str = "runs/capsnet"
     testing: bool = False
     weights: str | None = None
@@ -115,10 +131,12 @@ class TrainConfig:
             ("mixed_precision", POLICIES),
             ("strategy", STRATEGIES),
             ("tuner", TUNERS),
+            ("cache", CACHE_MODES),
+            ("color_mode", (None,) + COLOR_MODES),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(
-                    f"TrainConfig: `{name}` must be one of {', '.join(choices)}, got {getattr(self, name)!r}."
+                    f"TrainConfig: `{name}` must be one of {', '.join(map(str, choices))}, got {getattr(self, name)!r}."
                 )
         checks = (
             ("lr", lambda v: v > 0, "a positive number"),
@@ -126,12 +144,23 @@ class TrainConfig:
             ("lam_recon", lambda v: v >= 0, "a number >= 0"),
             ("ema_momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("val_split", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("test_split", lambda v: 0 < v < 1, "in (0, 1)"),
         )
         for name, ok, what in checks:
             value = getattr(self, name)
+            if value is None and name == "test_split":
+                continue
             number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
             if not number or not ok(value):
                 raise ValueError(f"TrainConfig: `{name}` must be {what}, got {value!r}.")
+        if self.image_size is not None:
+            self.image_size = tuple(self.image_size)
+            if len(self.image_size) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in self.image_size
+            ):
+                raise ValueError(
+                    f"TrainConfig: `image_size` must be (height, width), two integers >= 1, got {self.image_size!r}."
+                )
         if self.verbose not in (0, 1, 2):
             raise ValueError(f"TrainConfig: `verbose` must be 0, 1 or 2, got {self.verbose!r}.")
         if self.testing and not self.weights:

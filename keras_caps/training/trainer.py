@@ -17,6 +17,7 @@ import time
 
 import keras
 
+from keras_caps.data.datasets import split_size
 from keras_caps.training import averaging, checkpoints, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
@@ -49,8 +50,12 @@ def _load_model(path, what="weights"):
         raise TrainingError(f"`{what}` {error}") from None
 
 
-def batches(images, labels, config, training, seed=None, first_epoch=0):
-    """The input of a run: a tf.data pipeline on TensorFlow, a `PyDataset` of numpy arrays otherwise."""
+def batches(split, config, training, seed=None, first_epoch=0):
+    """The input of a run from a split (`(images, labels)` arrays or a `FileSplit`):
+    a tf.data pipeline on TensorFlow, a `PyDataset` of numpy arrays otherwise."""
+    from keras_caps.data.folders import FileSplit
+
+    images, labels = (split, None) if isinstance(split, FileSplit) else split
     if keras.backend.backend() == "tensorflow":
         from keras_caps.data.datasets import make_dataset
 
@@ -99,10 +104,11 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["seconds"] = round(end - self._start, 2)
 
 
-def _figures(model, history, test_images, save_dir):
+def _figures(model, history, test, save_dir):
+    from keras_caps.data.datasets import first_images
     from keras_caps.training import figures
 
-    x_test = test_images[:50].astype("float32") / 255.0
+    x_test = first_images(test, 50)
     paths = {}
     if history:
         paths["curves"] = os.path.join(save_dir, "training_curves.png")
@@ -116,7 +122,7 @@ def _figures(model, history, test_images, save_dir):
 
 def _prepare(config):
     """Checks the save folder, makes the strategy, seeds, sets the policy and loads the data."""
-    from keras_caps.data.datasets import load_arrays
+    from keras_caps.data.datasets import load_data
     from keras_caps.training.precision import resolve_policy
 
     checkpoints.check_writable(config.save_dir)
@@ -134,8 +140,16 @@ def _prepare(config):
         keras.utils.set_random_seed(seed)
     policy = resolve_policy(config.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
-    train, test, info = load_arrays(config.dataset, config.data_dir)
-    return strategy, seed, policy, train, test, info
+    data = load_data(
+        config.dataset,
+        config.data_dir,
+        image_size=config.image_size,
+        color_mode=config.color_mode,
+        val_split=config.val_split,
+        test_split=config.test_split,
+        cache=config.cache,
+    )
+    return strategy, seed, policy, data
 
 
 def _build_or_resume(config, info, steps, done, checkpoint):
@@ -163,6 +177,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         classes=info.classes,
         routings=config.routings,
         lam_recon=config.lam_recon,
+        class_names=info.class_names or None,
     )
     if config.weights:
         if config.weights.endswith(".weights.h5"):
@@ -226,17 +241,16 @@ def run(config):
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"run() takes a TrainConfig, got {type(config).__name__}.")
-    strategy, seed, policy, train, test, info = _prepare(config)
-    validate_on_test = not config.val_split
-    if config.val_split:
-        train, val = split_validation(train, config.val_split, seed)
-    else:
-        val = test
+    strategy, seed, policy, data = _prepare(config)
+    train, val, test, info = data.train, data.val, data.test, data.info
+    validate_on_test = val is None and not config.val_split
+    if val is None:
+        train, val = split_validation(train, config.val_split, seed) if config.val_split else (train, test)
     save_dir = config.save_dir
     # Every worker runs the same calls (saving can need them all); only the
     # chief writes into save_dir, the others into a scratch folder deleted at the end.
     out_dir = worker_dir(save_dir, strategy)
-    steps = config.steps_per_epoch or math.ceil(len(train[0]) / config.batch_size)
+    steps = config.steps_per_epoch or math.ceil(split_size(train) / config.batch_size)
     done, checkpoint = checkpoints.latest_checkpoint(save_dir)
     history = []
     if done and checkpoint and not config.testing:
@@ -260,8 +274,8 @@ def run(config):
     if not config.testing:
         if done >= config.epochs:
             print(f"{save_dir} already holds {done} of {config.epochs} epochs; nothing to train.")
-        train_data = batches(*train, config, training=True, seed=seed, first_epoch=done)
-        val_data = batches(*val, config, training=False)
+        train_data = batches(train, config, training=True, seed=seed, first_epoch=done)
+        val_data = batches(val, config, training=False)
         nan_stop = checkpoints.StopOnNaN()
         run_checkpoint = checkpoints.RunCheckpoint(out_dir, history)
         # AveragedValidation first: it renames the val_ scores the others read.
@@ -277,7 +291,7 @@ def run(config):
         replicas = strategy.num_replicas_in_sync
         momentum = averaging.average_momentum(model)
         print(
-            f"Training CapsNet on {info.name} ({info.source}): {len(train[0])} images, "
+            f"Training CapsNet on {info.name} ({info.source}): {split_size(train)} images, "
             f"{steps} steps/epoch, epochs {done + 1}..{config.epochs}, policy {policy}, "
             f"{f'moving average of the weights (momentum {momentum:.4g}), ' if momentum else ''}"
             f"{f'{replicas} replicas ({config.strategy}), ' if replicas > 1 else ''}"
@@ -311,8 +325,8 @@ def run(config):
         # The last epoch's validation already scored these weights on the test set.
         results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
-        results = model.evaluate(batches(*test, config, training=False), verbose=0, return_dict=True)
-    figure_paths = _figures(model, history, test[0], out_dir) if config.figures else {}
+        results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
+    figure_paths = _figures(model, history, test, out_dir) if config.figures else {}
     metrics = {
         "test_accuracy": results["accuracy"],
         "test_error": 1.0 - results["accuracy"],
@@ -321,7 +335,7 @@ def run(config):
         "test_reconstruction_loss": results["reconstruction_loss"],
         "epochs": len(history) if not config.testing else None,
         "epochs_this_run": epochs_run,
-        "train_images": len(train[0]),
+        "train_images": split_size(train),
         "steps_per_epoch": steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "policy": policy,
@@ -331,6 +345,9 @@ def run(config):
         "peak_rss_mib": peak_rss_mib(),
         "replicas": strategy.num_replicas_in_sync,
         "data_source": info.source,
+        "data_in_memory": info.cached,
+        "image_shape": list(info.image_shape),
+        "class_names": model.class_names or info.class_names,
         "figures": figure_paths,
         "config": config.to_dict(),
     }
@@ -366,9 +383,15 @@ def tune(config):
         )
     if config.testing:
         raise TrainingError("`tune` and `testing` exclude each other.")
-    strategy, seed, _, train, test, info = _prepare(config)
+    from keras_caps.data.folders import FileSplit, decode_all
+
+    strategy, seed, _, data = _prepare(config)
+    # keras-tuner's trials take arrays: a folder read from its files is decoded here.
+    train, val, test = (decode_all(s) if isinstance(s, FileSplit) else s for s in (data.train, data.val, data.test))
+    info = data.info
     save_dir = config.save_dir
-    train, val = split_validation(train, config.val_split or 0.1, seed)
+    if val is None:
+        train, val = split_validation(train, config.val_split or 0.1, seed)
     print(
         f"Tuning CapsNet on {info.name} ({info.source}) with {config.tuner}: at most {config.max_trials} "
         f"trials of {config.epochs} epochs, {len(train[0])} training and {len(val[0])} validation images."
@@ -399,7 +422,7 @@ def tune(config):
     model.optimizer.build(model.trainable_variables)  # a loadable .keras with a whole optimizer
     checkpoints.atomic_write_json(os.path.join(save_dir, "best_hyperparameters.json"), hp)
     checkpoints.save_model_atomic(model, os.path.join(save_dir, "best.keras"))
-    results = model.evaluate(batches(*test, config, training=False), verbose=0, return_dict=True)
+    results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
     trials = tuner.oracle.trials.values()
     summary = {
         "best_hyperparameters": hp,

@@ -1,0 +1,82 @@
+"""Writes MNIST-format IDX files out as an image folder, one sub-folder per class:
+OUT/train/<class>/NNNNN.png and OUT/test/<class>/NNNNN.png.
+
+    # MNIST as 70,000 greyscale PNG files (the folder path's speed and memory beside IDX)
+    python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/mnist_png
+    # the colour set of BENCHMARKS.md: each digit in a random colour on a random colour
+    # background, 32x32 RGB, 10,000 training and 2,000 test images
+    python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/color_mnist \\
+        --recolor --train 10000 --test 2000
+
+Prints one JSON line: the folder, image counts, shape and seconds.
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+from absl import app, flags
+
+
+def recolor(digits, rng, size=32, min_contrast=96):
+    """Grey digits `(n, h, w)` uint8 -> RGB `(n, size, size, 3)`: ink and background
+    of random colours whose mean channel difference is at least `min_contrast`."""
+    n, h, w = digits.shape
+    top, left = (size - h) // 2, (size - w) // 2
+    ink = np.zeros((n, size, size, 1), np.float32)
+    ink[:, top : top + h, left : left + w, 0] = digits / 255.0
+    fore, back = rng.integers(0, 256, (2, n, 3))
+    weak = np.abs(fore - back).mean(1) < min_contrast
+    while weak.any():  # redraw the pairs too alike to tell apart
+        fore[weak], back[weak] = rng.integers(0, 256, (2, int(weak.sum()), 3))
+        weak = np.abs(fore - back).mean(1) < min_contrast
+    out = ink * fore[:, None, None, :] + (1 - ink) * back[:, None, None, :]
+    return np.round(out).astype(np.uint8)
+
+
+def write_folder(images, labels, folder, class_names, extension="png"):
+    """Writes `images` (uint8 `(n, h, w)` or `(n, h, w, c)`) under folder/<class name>/NNNNN.<extension>."""
+    from PIL import Image
+
+    for name in class_names:
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        image = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        Image.fromarray(image).save(os.path.join(folder, class_names[label], f"{i:05d}.{extension}"))
+
+
+flags.DEFINE_string("data_dir", None, "Folder with the four MNIST-format IDX files.")
+flags.DEFINE_string("out", None, "Folder to write (train/ and test/ inside).")
+flags.DEFINE_bool("recolor", False, "32x32 RGB: each digit in a random colour on a random colour background.")
+flags.DEFINE_integer("train", None, "Write only the first N training images.")
+flags.DEFINE_integer("test", None, "Write only the first N test images.")
+flags.DEFINE_integer("seed", 0, "Seed of the colours.")
+flags.DEFINE_enum("format", "png", ["png", "jpg", "bmp", "gif"], "Image file format.")
+flags.mark_flags_as_required(["data_dir", "out"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from keras_caps.data.idx import load_mnist_idx
+
+    start = time.time()
+    rng = np.random.default_rng(FLAGS.seed)
+    (x_train, y_train), (x_test, y_test) = load_mnist_idx(FLAGS.data_dir)
+    names = [str(d) for d in range(10)]
+    counts = {}
+    for split, x, y, limit in (("train", x_train, y_train, FLAGS.train), ("test", x_test, y_test, FLAGS.test)):
+        x, y = x[:limit], y[:limit]
+        if FLAGS.recolor:
+            x = recolor(x, rng)
+        write_folder(x, y, os.path.join(FLAGS.out, split), names, FLAGS.format)
+        counts[split] = len(x)
+    shape = list(x.shape[1:]) if x.ndim == 4 else list(x.shape[1:]) + [1]
+    print(json.dumps({"out": FLAGS.out, **counts, "shape": shape, "seconds": round(time.time() - start, 1)}))
+
+
+if __name__ == "__main__":
+    app.run(main)

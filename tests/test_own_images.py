@@ -1,0 +1,168 @@
+"""A user's own images end to end: train.py on a folder per class, predict.py naming
+the classes, `python -m export --data_dir` writing labels.txt; bad folders and sizes."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_caps import CapsNet
+from tests.helpers import run_cli, train_here, write_image_folder
+
+CLASSES = ("cat", "dog", "sea horse")
+
+
+@pytest.fixture(scope="module")
+def colour_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    write_image_folder(str(root / "train"), CLASSES, per_class=6, size=(24, 24))
+    write_image_folder(str(root / "test"), CLASSES, per_class=2, size=(24, 24), seed=1)
+    return str(root)
+
+
+def _flags(data_dir, save_dir, *more):
+    return (
+        "--data_dir",
+        data_dir,
+        "--save_dir",
+        save_dir,
+        "--batch_size",
+        "6",
+        "--steps_per_epoch",
+        "2",
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+        "--verbose",
+        "0",
+        "--mixed_precision",
+        "float32",
+        *more,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(colour_folder, tmp_path_factory):
+    save = str(tmp_path_factory.mktemp("run"))
+    result = train_here(*_flags(colour_folder, save))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return save, result
+
+
+def test_a_colour_folder_trains_and_the_class_names_travel(trained):
+    save, result = trained
+    assert "18 train, 6 test images of 3 classes, shape (24, 24, 3)" in result.stdout
+    metrics = json.load(open(os.path.join(save, "metrics.json")))
+    assert metrics["class_names"] == list(CLASSES) and metrics["image_shape"] == [24, 24, 3]
+    assert metrics["data_in_memory"] is True
+    import keras
+
+    model = keras.models.load_model(os.path.join(save, "best.keras"))
+    assert model.class_names == list(CLASSES) and model.image_shape == (24, 24, 3)
+    assert model.reconstruct(np.zeros((1, 24, 24, 3), "float32")).shape == (1, 24, 24, 3)
+
+
+def test_predict_prints_the_class_name_beside_id_and_score(trained, colour_folder):
+    save, _ = trained
+    image = os.path.join(colour_folder, "test", "sea horse", "01.png")
+    result = run_cli("predict.py", "--model", os.path.join(save, "best.keras"), image)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith(image + " ")
+    class_id, score, class_name = line[len(image) + 1 :].split(" ", 2)
+    assert class_name == CLASSES[int(class_id)] and 0 <= float(score) <= 1
+
+
+def test_streaming_from_files_trains_alike(colour_folder, trained, tmp_path):
+    """--cache none reads the files as it trains: the same seed gives the same model."""
+    save, _ = trained
+    streamed = str(tmp_path / "streamed")
+    result = train_here(*_flags(colour_folder, streamed, "--cache", "none"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "read from the files as training goes" in result.stdout
+    first = json.load(open(os.path.join(save, "metrics.json")))
+    second = json.load(open(os.path.join(streamed, "metrics.json")))
+    assert second["data_in_memory"] is False
+    assert second["test_loss"] == pytest.approx(first["test_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--image_size", "12,12"), "is too small for convolutions"),
+        (("--image_size", "12,x"), "--image_size must be HEIGHT,WIDTH"),
+        (("--color_mode", "cmyk"), "FATAL Flags parsing error"),
+        (("--test_split", "0.3"), "has a test/ folder; --test_split applies to a single tree only"),
+        (("--image_size", "300,300"), r"too large for this architecture.*GB in float32.*--image_size.*micro"),
+    ],
+)
+def test_bad_folder_settings_are_one_line_errors(colour_folder, tmp_path, args, message):
+    result = train_here(*_flags(colour_folder, str(tmp_path / "r"), *args))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    import re
+
+    assert re.search(message, result.stderr), result.stderr
+
+
+def test_a_huge_input_is_refused_before_its_weights_are_made():
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"346112 primary capsules.*1\.\d\d GB.*`image_size`.*`conv_strides`.*micro"):
+        CapsNet.from_architecture("paper", input_shape=(224, 224, 3), classes=10)
+    assert time.perf_counter() - start < 10
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200  # the 1.8 GB digit-capsule weight was never allocated
+    # the same image through a strided stem fits
+    model = CapsNet.from_architecture("micro", input_shape=(224, 224, 3), classes=10)
+    assert model.image_shape == (224, 224, 3)
+
+
+def test_class_names_must_name_every_class():
+    with pytest.raises(ValueError, match="must name each of the 3 classes, got 2 names"):
+        CapsNet(input_shape=(28, 28, 1), classes=3, class_names=["a", "b"])
+    model = CapsNet(input_shape=(28, 28, 1), classes=2, class_names=["a", "b"])
+    assert CapsNet.from_config(model.get_config()).class_names == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_export_on_the_folder_writes_labels_and_named_c_arrays(trained, colour_folder, tmp_path):
+    save, _ = trained
+    out = str(tmp_path / "dist")
+    result = run_cli(
+        "export",
+        "--model",
+        os.path.join(save, "best.keras"),
+        "--data_dir",
+        colour_folder,
+        "--out",
+        out,
+        "--variants",
+        "int8",
+        "--int8_io",
+        "uint8",
+        "--c_array",
+        "--latency_runs",
+        "2",
+        "--tflm_images",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert open(os.path.join(out, "labels.txt")).read().splitlines() == list(CLASSES)
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["context"]["class_names"] == list(CLASSES) and report["context"]["eval_images"] == 6
+    source = open(os.path.join(out, "capsnet_int8.cc")).read()
+    assert 'capsnet_int8_tflite_labels[] = {\n  "cat",\n  "dog",\n  "sea horse",\n};' in source
+    assert "extern const char* const capsnet_int8_tflite_labels[];" in open(os.path.join(out, "capsnet_int8.h")).read()
+    from keras_caps.models.files import TFLiteModel
+
+    runner = TFLiteModel(os.path.join(out, "capsnet_int8.tflite"))
+    assert runner.image_shape == (24, 24, 3) and runner.input["dtype"] == np.uint8
+    image = os.path.join(colour_folder, "test", "dog", "00.png")
+    result = run_cli("predict.py", "--model", os.path.join(out, "capsnet_int8.tflite"), image)
+    assert result.returncode == 0 and result.stdout.split(" ", 3)[3].strip() in CLASSES
