@@ -26,6 +26,15 @@ CANDIDATES = {
     # each image standardized (zero mean, unit variance over its pixels) before the convolution
     "paper_std": {"input_standardization": True},
     "paper_std_bn": {"input_standardization": True, "conv_batch_norm": True},
+    # the authors' CIFAR-10 setup (Sarasra/models research/capsules): standardized images, 64 primary
+    # capsule types, leaky routing, a bias in the digit capsules
+    "authors_cifar": {
+        "input_standardization": True,
+        "primary_channels": 64,
+        "leaky_routing": True,
+        "capsule_bias": True,
+    },
+    "paper_leaky": {"leaky_routing": True},
     "micro": "micro",
 }
 

@@ -29,16 +29,23 @@ def np_predictions(W, u):
     return np.squeeze(np.matmul(W[None], u[:, None, :, :, None]), -1)
 
 
-def np_routing(W, u, routings, frozen_coupling=None):
+def np_routing(W, u, routings, frozen_coupling=None, bias=None, leaky=False):
     """The reference's DenseCapsule.forward. With `frozen_coupling`, the last
-    iteration uses those couplings (used to differentiate through it alone)."""
+    iteration uses those couplings (used to differentiate through it alone).
+    `bias` (out, out_dim) and `leaky` as in the authors' `_update_routing`: the
+    bias added to each weighted sum, and a softmax over the outputs and one
+    more of logit 0, whose coupling is dropped."""
     x_hat = np_predictions(W, u)
     b = np.zeros(x_hat.shape[:3])
     for i in range(routings):
-        c = np_softmax(b, axis=1)
+        if leaky:
+            c = np_softmax(np.concatenate([np.zeros_like(b[:, :1]), b], axis=1), axis=1)[:, 1:]
+        else:
+            c = np_softmax(b, axis=1)
         if i == routings - 1 and frozen_coupling is not None:
             c = frozen_coupling
-        outputs = np_squash(np.sum(c[:, :, :, None] * x_hat, axis=-2, keepdims=True))
+        s = np.sum(c[:, :, :, None] * x_hat, axis=-2, keepdims=True)
+        outputs = np_squash(s if bias is None else s + bias[None, :, None, :])
         b = b + np.sum(outputs * x_hat, axis=-1)
     return np.squeeze(outputs, -2), c
 

@@ -39,6 +39,14 @@ class DenseCapsule(keras.layers.Layer):
         dim_capsule: components per output capsule (16 in the paper).
         routings: routing iterations, an integer >= 1 (3 in the paper).
         kernel_initializer: for `W`; normal with stddev 0.01 as in the reference.
+        use_bias: add a bias per output capsule component to `s_j` before
+            each squash, as the authors' code does (`biases` in its
+            `_update_routing`; off in the PyTorch and Keras ports).
+        bias_initializer: for that bias; the authors' constant 0.1.
+        leaky_routing: couple each input capsule also to an extra "orphan"
+            output whose logit stays 0 and whose share is dropped
+            (`_leaky_routing` in the authors' code, used for CIFAR-10): an
+            input capsule that agrees with no output gives them little.
         implementation: how `u_hat` is computed; the weights and the result are
             the same. `"einsum"` (default): one batched matrix product, the
             fast one to train. `"grouped_conv"`: one 1x1 convolution with a
@@ -53,7 +61,8 @@ class DenseCapsule(keras.layers.Layer):
         `(batch, num_capsule, dim_capsule)`, float32.
 
     Weights:
-        `kernel` of shape `(num_capsule, in_capsules, dim_capsule, in_dim)`.
+        `kernel` of shape `(num_capsule, in_capsules, dim_capsule, in_dim)`;
+        with `use_bias`, `bias` of shape `(num_capsule, dim_capsule)`.
 
     Example:
     >>> layer = DenseCapsule(num_capsule=10, dim_capsule=16, routings=3)
@@ -68,6 +77,9 @@ class DenseCapsule(keras.layers.Layer):
         routings=3,
         kernel_initializer=None,
         implementation="einsum",
+        use_bias=False,
+        bias_initializer=None,
+        leaky_routing=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -85,6 +97,11 @@ class DenseCapsule(keras.layers.Layer):
                 f"DenseCapsule: `implementation` must be one of {', '.join(IMPLEMENTATIONS)}; got {implementation!r}."
             )
         self.implementation = implementation
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = keras.initializers.get(
+            keras.initializers.Constant(0.1) if bias_initializer is None else bias_initializer
+        )
+        self.leaky_routing = bool(leaky_routing)
 
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[1] is None or input_shape[2] is None:
@@ -99,6 +116,11 @@ class DenseCapsule(keras.layers.Layer):
             shape=(self.num_capsule, self.in_capsules, self.dim_capsule, self.in_dim),
             initializer=self.kernel_initializer,
         )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=(self.num_capsule, self.dim_capsule), initializer=self.bias_initializer
+            )
 
     def predictions(self, inputs):
         """`u_hat`, shape `(batch, num_capsule, in_capsules, dim_capsule)`."""
@@ -132,16 +154,24 @@ class DenseCapsule(keras.layers.Layer):
             )
         u_hat = ops.cast(self.predictions(inputs), "float32")
         u_hat_frozen = ops.stop_gradient(u_hat)
+        # Leaky routing: one more output, the orphan, of logit 0 throughout.
+        outputs_coupled = self.num_capsule + int(self.leaky_routing)
         logits = None
         for i in range(self.routings):
             last = i == self.routings - 1
             preds = u_hat if last else u_hat_frozen
             if logits is None:
                 # b = 0 gives uniform couplings: skip the softmax.
-                s = ops.sum(preds, axis=2) / self.num_capsule
+                s = ops.sum(preds, axis=2) / outputs_coupled
             else:
-                coupling = ops.softmax(logits, axis=1)
+                if self.leaky_routing:
+                    orphan = ops.zeros_like(logits[:, :1])
+                    coupling = ops.softmax(ops.concatenate([orphan, logits], axis=1), axis=1)[:, 1:]
+                else:
+                    coupling = ops.softmax(logits, axis=1)
                 s = ops.einsum("bji,bjio->bjo", coupling, preds)
+            if self.use_bias:
+                s = s + ops.cast(self.bias, "float32")
             outputs = squash(s)
             if not last:
                 agreement = ops.einsum("bjo,bjio->bji", outputs, u_hat_frozen)
@@ -163,6 +193,9 @@ class DenseCapsule(keras.layers.Layer):
                 "routings": self.routings,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "implementation": self.implementation,
+                "use_bias": self.use_bias,
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "leaky_routing": self.leaky_routing,
             }
         )
         return config

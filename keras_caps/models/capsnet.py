@@ -61,6 +61,8 @@ class CapsNet(keras.Model):
             variance over its pixels, as `tf.image.per_image_standardization`)
             before the first convolution: a uniform background of any colour
             then reads as zero.
+        capsule_bias, leaky_routing: the digit capsules' `use_bias` and
+            `leaky_routing` (`DenseCapsule`), both from the authors' code.
 
     The number of primary capsules, and with it the digit capsules' weight,
     grows with the image's area, as does the decoder's output layer: a model
@@ -119,6 +121,8 @@ class CapsNet(keras.Model):
         capsule_implementation="einsum",
         class_names=None,
         input_standardization=False,
+        capsule_bias=False,
+        leaky_routing=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -212,6 +216,8 @@ class CapsNet(keras.Model):
             dim_capsule=digit_dim,
             routings=routings,
             implementation=capsule_implementation,
+            use_bias=capsule_bias,
+            leaky_routing=leaky_routing,
             dtype=policy,
             name="digit_caps",
         )
@@ -481,6 +487,8 @@ class CapsNet(keras.Model):
             "capsule_implementation": self.digit_caps.implementation,
             "class_names": self.class_names,
             "input_standardization": self.input_standardization,
+            "capsule_bias": self.digit_caps.use_bias,
+            "leaky_routing": self.digit_caps.leaky_routing,
             "bias_initializer": (
                 self.bias_initializer
                 if isinstance(self.bias_initializer, str)

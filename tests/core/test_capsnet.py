@@ -240,3 +240,25 @@ def test_config_of_a_model_saved_before_conv_stacks_still_loads():
         config.pop(key)
     model = CapsNet.from_config(config)
     assert model.conv_strides == 1 and not model.conv_batch_norm and model.more_convs == []
+
+
+def test_input_standardization_is_per_image_and_round_trips(tmp_path):
+    x = np.random.default_rng(0).uniform(0, 1, (3, 12, 12, 1)).astype("float32")
+    x[2] = 0.7  # a flat image: divided by 1/sqrt(pixels), not by 0
+    got = keras.ops.convert_to_numpy(CapsNet.standardize(x))
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    std = np.maximum(x.std(axis=(1, 2, 3), keepdims=True), 1 / np.sqrt(144))
+    np.testing.assert_allclose(got, (x - mean) / std, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[2], 0.0, atol=1e-6)
+    # a change of brightness and contrast of the whole image leaves the scores as they are
+    model = small_model(input_standardization=True, capsule_bias=True, leaky_routing=True)
+    np.testing.assert_allclose(
+        model.predict(x[:2] * 0.5 + 0.3, verbose=0), model.predict(x[:2], verbose=0), rtol=1e-4, atol=1e-5
+    )
+    config = model.get_config()
+    assert (config["input_standardization"], config["capsule_bias"], config["leaky_routing"]) == (True, True, True)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.digit_caps.use_bias and loaded.digit_caps.leaky_routing and loaded.input_standardization
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

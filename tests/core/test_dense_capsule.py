@@ -60,6 +60,33 @@ def test_gradient_flows_only_through_last_iteration(routings):
         assert np.abs(numeric(full) - expected).max() > 1e-3
 
 
+@pytest.mark.parametrize("use_bias,leaky", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("routings", [1, 3])
+def test_the_authors_bias_and_leaky_routing_match_their_formulas(use_bias, leaky, routings):
+    rng = np.random.default_rng(20 + routings)
+    W = rng.normal(size=(OUT_CAPS, IN_CAPS, OUT_DIM, IN_DIM)) * 0.5
+    u = np_squash(rng.normal(size=(BATCH, IN_CAPS, IN_DIM)))
+    bias = rng.normal(size=(OUT_CAPS, OUT_DIM)) * 0.3
+    layer = DenseCapsule(OUT_CAPS, OUT_DIM, routings=routings, use_bias=use_bias, leaky_routing=leaky)
+    layer.build((None, IN_CAPS, IN_DIM))
+    layer.set_weights([W.astype("float32")] + ([bias.astype("float32")] if use_bias else []))
+    out = keras.ops.convert_to_numpy(layer(u.astype("float32")))
+    expected, c = np_routing(W, u, routings, bias=bias if use_bias else None, leaky=leaky)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    plain, _ = np_routing(W, u, routings)
+    assert np.abs(out - plain).max() > 1e-3  # each option changes the result
+    if leaky:  # the orphan keeps a share: the couplings of an input sum to less than 1
+        assert (c.sum(axis=1) < 1 - 1e-3).all()
+
+
+def test_the_bias_starts_at_the_authors_constant():
+    layer = DenseCapsule(3, 5, use_bias=True)
+    layer.build((None, 6, 4))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.bias), np.full((3, 5), 0.1, "float32"))
+    assert [w.name for w in layer.weights] == ["kernel", "bias"]
+    assert DenseCapsule(3, 5).get_config()["use_bias"] is False
+
+
 def test_coupling_softmax_is_over_output_capsules():
     # With one input capsule, a softmax over inputs would give c = 1 for every
     # output; over outputs, the couplings of the one input sum to 1.
@@ -106,12 +133,13 @@ def test_wrong_input_shape_is_a_clear_error():
         DenseCapsule(10, 16)(np.zeros((2, 8), "float32"))
 
 
-@pytest.mark.parametrize("implementation", ["einsum", "grouped_conv"])
-def test_layer_contract(implementation, tmp_path):
+@pytest.mark.parametrize("implementation,options", [("einsum", {}), ("grouped_conv", {}), ("einsum", "authors")])
+def test_layer_contract(implementation, options, tmp_path):
     # Routing runs in float32 under every policy, so the output is float32.
+    authors = dict(use_bias=True, leaky_routing=True, bias_initializer="random_normal") if options else {}
     layer = run_layer_test(
         DenseCapsule,
-        dict(num_capsule=7, dim_capsule=12, routings=2, implementation=implementation, name="dc"),
+        dict(num_capsule=7, dim_capsule=12, routings=2, implementation=implementation, name="dc", **authors),
         input_shape=(6, 4),
         expected_output_shape=(7, 12),
         mixed_output_dtype="float32",
