@@ -48,10 +48,13 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_enum(
         "architecture",
         D.architecture,
-        tuple(ARCHITECTURES),
-        "paper: the paper's CapsNet (8.2M weights). micro: 0.26M weights before the decoder (three "
-        "convolutions with batch normalization, 128 primary capsules), whose int8 file fits a "
-        "microcontroller; train it with --recipe micro (keras_caps.ARCHITECTURES, BENCHMARKS.md).",
+        ("auto",) + tuple(ARCHITECTURES),
+        "auto (the default): chosen from the data's images and printed: paper for grey images, paper_norm "
+        "for colour ones, micro for images too large for those. paper: the paper's CapsNet (8.2M weights "
+        "on MNIST). paper_norm: the paper's with each image standardized and batch normalization in its "
+        "stem, which learns on colour images whose backgrounds are not black. micro: 0.26M weights before "
+        "the decoder (three convolutions with batch normalization, 128 primary capsules), whose int8 file "
+        "fits a microcontroller; train it with --recipe micro (keras_caps.ARCHITECTURES, BENCHMARKS.md).",
         flag_values=fv,
     )
     flags.DEFINE_integer("routings", D.routings, "Routing iterations of the digit capsules (>= 1).", flag_values=fv)

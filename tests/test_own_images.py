@@ -166,3 +166,28 @@ def test_export_on_the_folder_writes_labels_and_named_c_arrays(trained, colour_f
     image = os.path.join(colour_folder, "test", "dog", "00.png")
     result = run_cli("predict.py", "--model", os.path.join(out, "capsnet_int8.tflite"), image)
     assert result.returncode == 0 and result.stdout.split(" ", 3)[3].strip() in CLASSES
+
+
+def test_auto_chooses_the_architecture_from_the_images():
+    from keras_caps.models.capsnet import MAX_WEIGHT_BYTES, choose_architecture, weight_bytes
+
+    assert choose_architecture((28, 28, 1), 10)[0] == "paper"
+    assert choose_architecture((32, 32, 3), 10)[0] == "paper_norm"
+    name, why = choose_architecture((224, 224, 3), 10)
+    assert name == "micro" and "too large for paper_norm" in why
+    # the arithmetic is the built model's
+    for shape, arch in (((28, 28, 1), "paper"), ((40, 36, 3), "paper_norm"), ((64, 64, 3), "micro")):
+        model = CapsNet.from_architecture(arch, input_shape=shape, classes=7)
+        digit = model.digit_caps.kernel.shape
+        decoder = model.decoder_layers[-1].kernel.shape
+        expected = 4 * (np.prod(digit) + (decoder[0] + 1) * decoder[1])
+        assert weight_bytes(arch, shape, 7) == expected
+    assert weight_bytes("paper", (224, 224, 3), 10) > MAX_WEIGHT_BYTES
+    assert weight_bytes("paper", (16, 16, 1), 10) == 0  # too small for its convolutions
+
+
+def test_the_run_says_which_architecture_auto_chose(trained):
+    save, result = trained
+    assert "Architecture paper_norm (colour images" in result.stdout
+    metrics = json.load(open(os.path.join(save, "metrics.json")))
+    assert metrics["architecture"] == "paper_norm" and metrics["config"]["architecture"] == "auto"

@@ -26,7 +26,7 @@ from tests.helpers import program_module
         ("val_split", 1.0, r"`val_split` must be in \[0, 1\)"),
         ("warmup_steps", -1, "`warmup_steps` must be an integer >= 0"),
         ("steps_per_epoch", 0, "`steps_per_epoch` must be an integer >= 1"),
-        ("architecture", "huge", "`architecture` must be one of paper, micro"),
+        ("architecture", "huge", "`architecture` must be one of auto, paper, paper_norm, micro"),
         ("lr_schedule", "step", "`lr_schedule` must be one of exponential, cosine"),
         ("mixed_precision", "float64", "`mixed_precision` must be one of"),
         ("strategy", "ring", "`strategy` must be one of"),

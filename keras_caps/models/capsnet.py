@@ -1,5 +1,6 @@
 """CapsNet: the paper's MNIST network as a subclassed `keras.Model`."""
 
+import inspect
 import math
 
 import keras
@@ -504,6 +505,10 @@ MAX_WEIGHT_BYTES = 1 << 30
 ARCHITECTURES = {
     # The paper's: Conv 256@9x9 -> 32x8D primary capsules @9x9/2 (1152) -> 10x16D.
     "paper": {},
+    # The paper's for colour images whose backgrounds are not black: each image standardized
+    # (zero mean, unit variance) and batch normalization between the convolution and its ReLU;
+    # neither alone learns (chosen on a validation split, BENCHMARKS.md).
+    "paper_norm": {"input_standardization": True, "conv_batch_norm": True},
     # For microcontrollers: Conv 32@5x5 -> Conv 64@3x3/2 -> Conv 64@3x3, each with batch
     # normalization -> 8x8D primary capsules @3x3/2 (4x4x8 = 128) -> 10x16D. 0.26M weights
     # before the decoder; chosen on a validation split (BENCHMARKS.md).
@@ -519,6 +524,43 @@ ARCHITECTURES = {
         "kernel_initializer": "he_uniform",
     },
 }
+
+
+def weight_bytes(name, input_shape, classes, **overrides):
+    """float32 bytes of the digit capsules' weight and the decoder's output layer
+    of architecture `name` on `input_shape` (what grows with the image), from
+    shape arithmetic alone; 0 when the image is too small for its convolutions."""
+    args = {**ARCHITECTURES[name], **overrides}
+    defaults = {k: p.default for k, p in inspect.signature(CapsNet.__init__).parameters.items() if k != "self"}
+    args = {**defaults, **args}
+    height, width, _ = input_shape
+    for _, kernel, stride in _conv_stack(args["conv_filters"], args["conv_kernel_size"], args["conv_strides"]):
+        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+    kernel, stride = args["primary_kernel_size"], args["primary_strides"]
+    height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+    if height < 1 or width < 1:
+        return 0
+    capsules = height * width * args["primary_channels"]
+    digit = capsules * classes * args["digit_dim"] * args["primary_dim"]
+    decoder = (tuple(args["decoder_units"])[-1] + 1) * math.prod(input_shape) if args["decoder_units"] else 0
+    return 4 * (digit + decoder)
+
+
+def choose_architecture(input_shape, classes):
+    """`(name, why)`: the architecture `architecture="auto"` takes for images of `input_shape`.
+
+    Grey images: the paper's CapsNet. Colour images: `paper_norm`, the paper's
+    with each image standardized and batch normalization in its stem (on
+    digits in random colours on random colour backgrounds the paper's model
+    stays near chance for hundreds of steps; this one learns, BENCHMARKS.md).
+    Images too large for either: `micro`, whose strided stem keeps the
+    capsules few.
+    """
+    name = "paper" if input_shape[-1] == 1 else "paper_norm"
+    why = "grey images" if name == "paper" else "colour images: each standardized, batch normalization in the stem"
+    if weight_bytes(name, input_shape, classes) > MAX_WEIGHT_BYTES:
+        return "micro", f"{input_shape[0]}x{input_shape[1]} images are too large for {name}'s capsules"
+    return name, why
 
 
 def _conv_stack(filters, kernel_sizes, strides):

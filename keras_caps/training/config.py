@@ -28,7 +28,10 @@ class TrainConfig:
         recipe: `"fast"` (the default: the recipe chosen for 20 epochs),
             `"reference"` (the PyTorch and Keras ports': 50 epochs of Adam
             1e-3, x0.9 per epoch) or `"micro"` (for `architecture="micro"`).
-        architecture: `"paper"` or `"micro"` (`keras_caps.ARCHITECTURES`).
+        architecture: `"auto"` (the default: chosen from the data's images,
+            `keras_caps.models.capsnet.choose_architecture`: `paper` for grey
+            images, `paper_norm` for colour ones, `micro` for images too large
+            for those) or a name of `keras_caps.ARCHITECTURES`.
         routings: routing iterations of the digit capsules (>= 1).
         epochs: epochs to train (>= 1); with `tune`, each trial's most.
         batch_size: global batch size (>= 1).
@@ -72,7 +75,7 @@ class TrainConfig:
     """
 
     recipe: str = "fast"
-    architecture: str = "paper"
+    architecture: str = "auto"
     routings: int = 3
     epochs: int | None = None
     batch_size: int = 100
@@ -126,7 +129,7 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1 if name == "steps_per_epoch" else None)
         for name, choices in (
-            ("architecture", tuple(ARCHITECTURES)),
+            ("architecture", ("auto",) + tuple(ARCHITECTURES)),
             ("lr_schedule", SCHEDULE_NAMES),
             ("mixed_precision", POLICIES),
             ("strategy", STRATEGIES),

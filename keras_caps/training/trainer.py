@@ -152,6 +152,16 @@ def _prepare(config):
     return strategy, seed, policy, data
 
 
+def resolve_architecture(config, info):
+    """`(name, why)`: the named architecture of a run; `"auto"` chooses from the data's images
+    (`keras_caps.models.capsnet.choose_architecture`)."""
+    from keras_caps.models.capsnet import choose_architecture
+
+    if config.architecture != "auto":
+        return config.architecture, "as asked"
+    return choose_architecture(info.image_shape, info.classes)
+
+
 def _build_or_resume(config, info, steps, done, checkpoint):
     """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new."""
     from keras_caps.models.capsnet import CapsNet
@@ -171,8 +181,11 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         return model
     if config.resume:
         print(f"resume: no checkpoint in {config.save_dir}; starting afresh.")
+    architecture, why = resolve_architecture(config, info)
+    if config.architecture == "auto":
+        print(f"Architecture {architecture} ({why}; `architecture` chooses another).")
     model = CapsNet.from_architecture(
-        config.architecture,
+        architecture,
         input_shape=info.image_shape,
         classes=info.classes,
         routings=config.routings,
@@ -345,6 +358,7 @@ def run(config):
         "peak_rss_mib": peak_rss_mib(),
         "replicas": strategy.num_replicas_in_sync,
         "data_source": info.source,
+        "architecture": resolve_architecture(config, info)[0],
         "data_in_memory": info.cached,
         "image_shape": list(info.image_shape),
         "class_names": model.class_names or info.class_names,
@@ -392,8 +406,12 @@ def tune(config):
     save_dir = config.save_dir
     if val is None:
         train, val = split_validation(train, config.val_split or 0.1, seed)
+    from keras_caps.models.capsnet import ARCHITECTURES
+
+    architecture, why = resolve_architecture(config, info)
     print(
-        f"Tuning CapsNet on {info.name} ({info.source}) with {config.tuner}: at most {config.max_trials} "
+        f"Tuning CapsNet ({architecture}: {why}) on {info.name} ({info.source}) with {config.tuner}: "
+        f"at most {config.max_trials} "
         f"trials of {config.epochs} epochs, {len(train[0])} training and {len(val[0])} validation images."
     )
     start = time.time()
@@ -408,6 +426,7 @@ def tune(config):
         classes=info.classes,
         shift_pixels=config.shift_pixels,
         seed=seed,
+        model_kwargs={**ARCHITECTURES[architecture], "class_names": info.class_names or None},
         steps_per_epoch=config.steps_per_epoch,
         verbose=config.verbose,
         distribution_strategy=strategy if config.strategy != "default" else None,
