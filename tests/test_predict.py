@@ -46,6 +46,32 @@ def test_blank_and_rgb_models():
     assert rgb.shape == (32, 32, 3) and rgb[..., 0].min() == 1.0 and rgb[..., 1].max() == 0.0
 
 
+def test_models_of_other_sets_get_a_plain_resize_in_their_channels():
+    """Not MNIST digits: no inversion, cropping or centring; the model's channels, 1 to 4."""
+    image = Image.new("RGB", (20, 10), (200, 100, 50))
+    image.putpixel((0, 0), (0, 0, 0))
+    grey = to_model_input(image, (10, 20, 1), digits=False)
+    assert grey.shape == (10, 20, 1)
+    expected = (200 * 299 + 100 * 587 + 50 * 114) / 1000 / 255  # Pillow's luminance, not inverted
+    assert grey[5, 10, 0] == pytest.approx(expected, abs=1 / 255)
+    rgba = to_model_input(image, (5, 10, 4), digits=False)
+    assert rgba.shape == (5, 10, 4) and rgba[..., 3].min() == 1.0
+    assert to_model_input(image, (5, 10, 2), digits=False).shape == (5, 10, 2)
+    with pytest.raises(ValueError, match="1 to 4"):
+        to_model_input(image, (5, 10, 5))
+
+
+def test_labels_txt_is_read_beside_a_file_or_in_a_folder(tmp_path):
+    from keras_caps.models.classifier import read_labels, write_labels
+
+    assert read_labels(str(tmp_path / "m.tflite")) is None
+    write_labels(["T-shirt/top", "Ankle boot"], str(tmp_path))
+    assert (tmp_path / "labels.txt").read_text() == "T-shirt/top\nAnkle boot\n"
+    assert read_labels(str(tmp_path / "m.tflite")) == ["T-shirt/top", "Ankle boot"]
+    (tmp_path / "saved_model").mkdir()
+    assert read_labels(str(tmp_path / "saved_model")) == ["T-shirt/top", "Ankle boot"]  # beside the folder
+
+
 @pytest.mark.parametrize(
     "content,message",
     [(None, "no such file"), (b"", "not a readable image"), (b"GIF89a-not-really", "not a readable image")],
