@@ -216,7 +216,7 @@ def test_named_architectures():
     paper = CapsNet.from_architecture("paper", classes=5)
     assert {**paper.get_config(), "name": None} == {**CapsNet(classes=5).get_config(), "name": None}
     assert CapsNet.from_architecture("micro", routings=2).routings == 2
-    with pytest.raises(ValueError, match="unknown architecture 'tiny'; one of paper, micro"):
+    with pytest.raises(ValueError, match="unknown architecture 'tiny'; one of paper, paper_norm, micro"):
         CapsNet.from_architecture("tiny")
 
 
