@@ -217,3 +217,39 @@ def test_tfds_class_names_come_from_the_set(monkeypatch):
         _, _, info = data.load_arrays("cifar10")
         names = tfds.builder("cifar10").info.features["label"].names
     assert info.class_names == names and len(names) == 10 and info.image_shape == (32, 32, 3)
+
+
+def test_a_tfds_set_streams_from_its_files_seeded_and_resumable(monkeypatch, capsys):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(data, "_can_resolve", lambda host: True)
+    with tfds.testing.mock_data(num_examples=10):
+        streamed = data.load_data("cifar10", cache="none", val_split=0.2)
+        assert "read from TFDS's files as training goes" in capsys.readouterr().out
+        assert isinstance(streamed.train, data.TfdsSplit) and not streamed.info.cached
+        assert (len(streamed.train), len(streamed.val), streamed.info.image_shape) == (8, 2, (32, 32, 3))
+        whole = data.load_data("cifar10", cache="none").train
+        in_order = data.to_arrays(whole)
+        args = dict(training=True, shift_pixels=1, seed=4, repeat=True, steps_per_epoch=2)
+        first = _all(data.make_dataset(whole, None, 4, **args), 9)
+        again = _all(data.make_dataset(whole, None, 4, **args), 9)
+        resumed = _all(data.make_dataset(whole, None, 4, first_epoch=2, **args), 5)
+    for (x1, y1), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    for (x1, y1), (x2, y2) in zip(first[4:], resumed):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    # each pass (3 batches of 4, 4, 2) holds every image once, in another order than the files'
+    one_pass = np.concatenate([y for _, y in first[:3]])
+    assert sorted(one_pass) == sorted(in_order[1]) and [len(y) for _, y in first[:3]] == [4, 4, 2]
+    assert first[0][0].dtype == np.float32 and first[0][0].max() <= 1.0
+
+
+def test_a_tfds_set_that_fits_is_read_into_memory(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(data, "_can_resolve", lambda host: True)
+    with tfds.testing.mock_data(num_examples=6):
+        cached = data.load_data("mnist")
+    assert isinstance(cached.train, tuple) and cached.train[0].shape == (6, 28, 28, 1) and cached.info.cached

@@ -191,3 +191,22 @@ def test_the_run_says_which_architecture_auto_chose(trained):
     assert "Architecture paper_norm (colour images" in result.stdout
     metrics = json.load(open(os.path.join(save, "metrics.json")))
     assert metrics["architecture"] == "paper_norm" and metrics["config"]["architecture"] == "auto"
+
+
+def test_a_colour_tfds_set_trains_streamed_from_its_files(tmp_path, monkeypatch):
+    """TFDS's mock data stands in for cifar10: read from its files (--cache none), colour, named classes."""
+    import tensorflow_datasets as tfds
+
+    from keras_caps.data import datasets
+
+    monkeypatch.setattr(datasets, "_can_resolve", lambda host: True)
+    save = str(tmp_path / "cifar")
+    with tfds.testing.mock_data(num_examples=12):
+        flags = [f for f in _flags("", save, "--cache", "none") if f != ""]
+        flags.remove("--data_dir")
+        result = train_here("--dataset", "cifar10", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "read from TFDS's files as training goes" in result.stdout
+    metrics = json.load(open(os.path.join(save, "metrics.json")))
+    assert metrics["image_shape"] == [32, 32, 3] and metrics["architecture"] == "paper_norm"
+    assert len(metrics["class_names"]) == 10 and metrics["data_in_memory"] is False

@@ -66,19 +66,57 @@ class DataSplits:
     info: DataInfo
 
 
+@dataclasses.dataclass
+class TfdsSplit:
+    """A TFDS split read from its files as training goes, in the files' order.
+
+    Attributes:
+        builder: the set's prepared `tfds` builder.
+        split: a TFDS split name, slices allowed (`"train[:54000]"`).
+        count: its number of images.
+        image_shape: `(height, width, channels)`.
+    """
+
+    builder: object
+    split: str
+    count: int
+    image_shape: tuple
+
+    def __len__(self):
+        return self.count
+
+    def dataset(self):
+        """`(uint8 image, int64 label)` elements, the same order every time."""
+        import tensorflow as tf
+
+        ds = self.builder.as_dataset(split=self.split, as_supervised=True, shuffle_files=False)
+        return ds.map(lambda x, y: (tf.reshape(x, self.image_shape), tf.cast(y, tf.int64)))
+
+
+# A streamed TFDS set is shuffled in a buffer of this many images (a folder's files are shuffled whole).
+SHUFFLE_BUFFER = 10000
+
+
 def split_size(split):
     """Number of images of a split, arrays or files."""
-    return len(split) if isinstance(split, FileSplit) else len(split[0])
+    return len(split) if isinstance(split, FileSplit | TfdsSplit) else len(split[0])
+
+
+def to_arrays(split, count=None):
+    """`(uint8 images, labels)` of a split's first `count` images (all: None), whatever it holds."""
+    count = split_size(split) if count is None else min(count, split_size(split))
+    if isinstance(split, FileSplit):
+        from keras_caps.data.folders import decode_all
+
+        return decode_all(split.subset(np.arange(count)))
+    if isinstance(split, TfdsSplit):
+        return _to_arrays(split.dataset().take(count))
+    return split[0][:count], split[1][:count]
 
 
 def first_images(split, count):
     """The first `count` images of a split as float32 in [0, 1] (for figures and checks)."""
-    if isinstance(split, FileSplit):
-        from keras_caps.data.folders import decode_all
-
-        images = decode_all(split.subset(np.arange(min(count, len(split)))))[0]
-    else:
-        images = split[0][:count]
+    images = to_arrays(split, count)[0]
     return images.astype(np.float32) / (255.0 if np.issubdtype(images.dtype, np.integer) else 1.0)
 
 
@@ -166,8 +204,50 @@ def load_data(
         if value:
             where = "MNIST-format IDX files" if data_dir else f"the TFDS set {dataset!r}"
             raise DataError(f"`{name}` applies to image folders; `data_dir` is unset or holds {where}.")
+    if not data_dir and cache != "memory" and keras.backend.backend() == "tensorflow":
+        streamed = _tfds_streamed(dataset, tfds_data_dir, val_split, cache)
+        if streamed is not None:
+            return streamed
     train, test, info = load_arrays(dataset, data_dir, tfds_data_dir)
     return DataSplits(train, None, test, info)
+
+
+def _tfds_streamed(dataset, tfds_data_dir, val_split, cache):
+    """A TFDS set as `TfdsSplit`s when `cache` is none, or auto and its images would not fit; else None."""
+    builder, names = _tfds_builder(dataset, tfds_data_dir)
+    shape = tuple(int(d) for d in builder.info.features["image"].shape)
+    if len(shape) != 3 or None in shape:
+        return None  # images of several sizes: read into arrays, where the error says so
+
+    def count(split):
+        return int(builder.as_dataset(split=split, as_supervised=True).cardinality())
+
+    counts = {split: count(split) for split in ("train", "test")}
+    decoded = sum(counts.values()) * int(np.prod(shape))
+    if cache == "auto" and decoded <= min(CACHE_LIMIT_BYTES, _free_memory_bytes() // 4):
+        return None
+    train, test = (TfdsSplit(builder, split, counts[split], shape) for split in ("train", "test"))
+    val = None
+    if val_split:  # the last share of the training split, read in order
+        held = min(counts["train"] - 1, max(1, int(round(counts["train"] * val_split))))
+        first = counts["train"] - held
+        train = TfdsSplit(builder, f"train[:{first}]", first, shape)
+        val = TfdsSplit(builder, f"train[{first}:]", held, shape)
+    print(
+        f"{dataset}: read from TFDS's files as training goes ({decoded / 2**20:.0f} MiB decoded; "
+        f"shuffled in a buffer of {SHUFFLE_BUFFER} images; `cache` memory holds them)."
+    )
+    info = DataInfo(
+        name=dataset,
+        image_shape=shape,
+        classes=len(names),
+        train_size=len(train),
+        test_size=len(test),
+        source="tfds",
+        class_names=names,
+        cached=False,
+    )
+    return DataSplits(train, val, test, info)
 
 
 def shift_images(images, max_shift, seed=None):
@@ -267,7 +347,8 @@ def _can_resolve(host):
         return False
 
 
-def _load_tfds(dataset, tfds_data_dir=None):
+def _tfds_builder(dataset, tfds_data_dir=None):
+    """`(builder, class_names)` of a prepared TFDS image classification set (downloaded when online)."""
     import tensorflow_datasets as tfds
 
     try:
@@ -287,6 +368,17 @@ def _load_tfds(dataset, tfds_data_dir=None):
         )
     try:
         builder.download_and_prepare()
+    except Exception as error:
+        raise DataError(
+            f"Could not load {dataset!r} from TFDS ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). {_offline_hint(dataset)}"
+        ) from None
+    return builder, names
+
+
+def _load_tfds(dataset, tfds_data_dir=None):
+    builder, names = _tfds_builder(dataset, tfds_data_dir)
+    try:
         splits = [_to_arrays(builder.as_dataset(split=split, as_supervised=True)) for split in ("train", "test")]
     except Exception as error:
         raise DataError(
@@ -346,6 +438,8 @@ def make_dataset(
     import tensorflow as tf
 
     AUTOTUNE = tf.data.AUTOTUNE
+    if isinstance(images, TfdsSplit):
+        return _stream_dataset(images, batch_size, training, shift_pixels, seed, repeat, first_epoch, steps_per_epoch)
     files = isinstance(images, FileSplit)
     if files:
         labels, divisor = images.labels, 255.0
@@ -396,6 +490,13 @@ def make_dataset(
         if files:
             ds = ds.map(decode, num_parallel_calls=AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=False).enumerate()
+    return _scale_shift_prefetch(ds, divisor, training, shift_pixels, seed)
+
+
+def _scale_shift_prefetch(ds, divisor, training, shift_pixels, seed):
+    """`(batch number, (images, labels))` batches -> scaled, shifted (training), prefetched, shardable."""
+    import tensorflow as tf
+
     shifting = training and shift_pixels > 0
 
     def scale(x, y):
@@ -409,12 +510,34 @@ def make_dataset(
         return shift_images(x, shift_pixels, seed=batch_seed), y
 
     if shifting:
-        ds = ds.map(scale_and_shift, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(scale_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda number, batch: scale(*batch), num_parallel_calls=AUTOTUNE)
-    ds = ds.prefetch(AUTOTUNE)
+        ds = ds.map(lambda number, batch: scale(*batch), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     # In-memory data has no files to shard: workers of a multi-worker run take
     # alternate elements of the same (identically seeded) order.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)
+
+
+def _stream_dataset(split, batch_size, training, shift_pixels, seed, repeat, first_epoch, steps_per_epoch):
+    """`make_dataset` of a `TfdsSplit`: pass p shuffled in a buffer seeded by (seed, p), so a
+    seeded stream is the same in every run and after a resume, as the in-memory one is."""
+    import tensorflow as tf
+
+    base = split.dataset()
+    per_pass = -(-split.count // batch_size)
+    if training and repeat and seed is not None:
+        done = first_epoch * (steps_per_epoch or per_pass)
+
+        def one_pass(data_pass):
+            pass_seed = tf.constant(seed, tf.int64) * 1_000_003 + data_pass
+            shuffled = base.shuffle(SHUFFLE_BUFFER, seed=pass_seed, reshuffle_each_iteration=False)
+            return shuffled.batch(batch_size).enumerate(data_pass * per_pass)
+
+        ds = tf.data.Dataset.counter(done // per_pass).flat_map(one_pass).skip(done % per_pass)
+    else:
+        ds = base.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True) if training else base
+        ds = (ds.repeat() if repeat else ds).batch(batch_size).enumerate()
+    return _scale_shift_prefetch(ds, 255.0, training, shift_pixels, seed)

@@ -77,7 +77,7 @@ def export(config):
     f = config
     import numpy as np
 
-    from keras_caps.data.datasets import load_data
+    from keras_caps.data.datasets import TfdsSplit, load_data, split_size, to_arrays
     from keras_caps.data.folders import FileSplit, decode_all
     from keras_caps.export import micro
     from keras_caps.export.errors import ExportError
@@ -109,9 +109,11 @@ def export(config):
     def take(split, index):  # uint8 arrays of some images of a split, files decoded only for these
         if isinstance(split, FileSplit):
             return decode_all(split.subset(index))
+        if isinstance(split, TfdsSplit):  # read in order: the first images
+            return to_arrays(split, len(index))
         return split[0][index], split[1][index]
 
-    train_size = len(data.train) if isinstance(data.train, FileSplit) else len(data.train[0])
+    train_size = split_size(data.train)
     test_size = info.test_size
     rng = np.random.default_rng(0)
     calibration = take(

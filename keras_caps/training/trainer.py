@@ -53,9 +53,10 @@ def _load_model(path, what="weights"):
 def batches(split, config, training, seed=None, first_epoch=0):
     """The input of a run from a split (`(images, labels)` arrays or a `FileSplit`):
     a tf.data pipeline on TensorFlow, a `PyDataset` of numpy arrays otherwise."""
+    from keras_caps.data.datasets import TfdsSplit
     from keras_caps.data.folders import FileSplit
 
-    images, labels = (split, None) if isinstance(split, FileSplit) else split
+    images, labels = (split, None) if isinstance(split, FileSplit | TfdsSplit) else split
     if keras.backend.backend() == "tensorflow":
         from keras_caps.data.datasets import make_dataset
 
@@ -397,11 +398,11 @@ def tune(config):
         )
     if config.testing:
         raise TrainingError("`tune` and `testing` exclude each other.")
-    from keras_caps.data.folders import FileSplit, decode_all
+    from keras_caps.data.datasets import to_arrays
 
     strategy, seed, _, data = _prepare(config)
-    # keras-tuner's trials take arrays: a folder read from its files is decoded here.
-    train, val, test = (decode_all(s) if isinstance(s, FileSplit) else s for s in (data.train, data.val, data.test))
+    # keras-tuner's trials take arrays: a set read from its files is decoded here.
+    train, val, test = (None if s is None else to_arrays(s) for s in (data.train, data.val, data.test))
     info = data.info
     save_dir = config.save_dir
     if val is None:
