@@ -69,6 +69,8 @@ def test_fixed_hyperparameters_stay_fixed(tmp_path):
     )
     tuner.search(_arrays(20, 0), validation_data=_arrays(10, 1), epochs=1, verbose=0)
     assert {t.hyperparameters.get("routings") for t in tuner.oracle.trials.values()} == {2}
+    cosine = define_search_space(kt.HyperParameters(), "cosine")
+    assert "lr_decay" not in {p.name for p in cosine.space}  # the cosine schedule has no decay to search
     space = define_search_space(kt.HyperParameters())
     assert {p.name for p in space.space} == {
         "routings",
@@ -89,7 +91,9 @@ def test_make_tuner_rejects_bad_arguments(tmp_path):
 
 def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
     save = str(tmp_path / "tune")
-    args = [*common(mnist_dir, save), "--tune", "--epochs", "2"]
+    flags = common(mnist_dir, save)
+    del flags[flags.index("--batch_size") : flags.index("--batch_size") + 2]  # searched
+    args = [*flags, "--tune", "--epochs", "2"]
     result = train(*args, "--max_trials", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Best hyperparameters: " in result.stdout
@@ -120,6 +124,10 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
         (["--testing", "--weights", "x.keras"], "--tune and --testing exclude each other"),
         (["--max_trials", "0"], "--max_trials must be an integer >= 1"),
         (["--tuner", "grid"], "grid"),
+        (["--batch_size", "10"], "--batch_size is searched by --tune: leave it unset"),
+        (["--lr", "0.01", "--routings", "2"], "--routings, --lr are searched by --tune"),
+        (["--resume"], "--resume: not used by --tune"),
+        (["--ema_momentum", "0.9"], "--ema_momentum: not used by --tune"),
     ],
 )
 def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):

@@ -382,6 +382,31 @@ def run(config):
     return metrics
 
 
+def _check_search_settings(config):
+    """A search chooses some settings itself and has no use for others: given, they are an error."""
+    from keras_caps.training.tuning import SEARCHED
+
+    defaults = TrainConfig()
+    searched = [
+        name
+        for name in SEARCHED
+        if name not in config.from_recipe and getattr(config, name) != getattr(defaults, name, None)
+    ]
+    if searched:
+        raise TrainingError(
+            f"{', '.join(f'`{n}`' for n in searched)} {'is' if len(searched) == 1 else 'are'} searched by `tune`: "
+            "leave it unset (the search space is keras_caps.training.tuning.define_search_space)."
+        )
+    unused = [name for name in ("weights", "resume") if getattr(config, name)]
+    if "ema_momentum" not in config.from_recipe and config.ema_momentum:
+        unused.append("ema_momentum")
+    if unused:
+        raise TrainingError(
+            f"{', '.join(f'`{n}`' for n in unused)}: not used by `tune` (its trials start afresh, "
+            "without a moving average); leave unset."
+        )
+
+
 def tune(config):
     """A keras-tuner search (`config.tuner`, at most `config.max_trials` trials of
     `config.epochs` epochs) on a validation split of the training set
@@ -398,6 +423,7 @@ def tune(config):
         )
     if config.testing:
         raise TrainingError("`tune` and `testing` exclude each other.")
+    _check_search_settings(config)
     from keras_caps.data.datasets import to_arrays
 
     strategy, seed, _, data = _prepare(config)
@@ -413,7 +439,8 @@ def tune(config):
     print(
         f"Tuning CapsNet ({architecture}: {why}) on {info.name} ({info.source}) with {config.tuner}: "
         f"at most {config.max_trials} "
-        f"trials of {config.epochs} epochs, {len(train[0])} training and {len(val[0])} validation images."
+        f"trials of {config.epochs} epochs ({config.lr_schedule} schedule of recipe {config.recipe}, "
+        f"no moving average), {len(train[0])} training and {len(val[0])} validation images."
     )
     start = time.time()
     tuner = search(
@@ -428,6 +455,8 @@ def tune(config):
         shift_pixels=config.shift_pixels,
         seed=seed,
         model_kwargs={**ARCHITECTURES[architecture], "class_names": info.class_names or None},
+        lr_schedule=config.lr_schedule,
+        warmup_steps=config.warmup_steps,
         steps_per_epoch=config.steps_per_epoch,
         verbose=config.verbose,
         distribution_strategy=strategy if config.strategy != "default" else None,

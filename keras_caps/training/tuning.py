@@ -20,17 +20,22 @@ from keras_caps.training.config import TUNERS
 ALGORITHMS = TUNERS
 
 
-def define_search_space(hp):
+# The TrainConfig fields a search chooses itself (a run's value for them is refused).
+SEARCHED = ("routings", "lr", "lr_decay", "lam_recon", "batch_size")
+
+
+def define_search_space(hp, lr_schedule="exponential"):
     """Registers the searched hyperparameters on `hp` (a `kt.HyperParameters`).
 
-    routings 1-3, Adam learning rate 1e-4..3e-3 (log), per-epoch learning-rate
-    decay 0.8..1.0, `lam_recon` 0.05..1.0 (log), primary-capsule channels
-    8/16/32 and batch size 32/64/100/128. Values fixed beforehand on `hp`
-    (`hp.Fixed("routings", 3)`) are kept.
+    routings 1-3, Adam's (peak) learning rate 1e-4..3e-3 (log), with the
+    exponential schedule its per-epoch decay 0.8..1.0, `lam_recon` 0.05..1.0
+    (log), primary-capsule channels 8/16/32 and batch size 32/64/100/128.
+    Values fixed beforehand on `hp` (`hp.Fixed("routings", 3)`) are kept.
     """
     hp.Int("routings", 1, 3, default=3)
     hp.Float("lr", 1e-4, 3e-3, sampling="log", default=1e-3)
-    hp.Float("lr_decay", 0.8, 1.0, default=0.9)
+    if lr_schedule == "exponential":
+        hp.Float("lr_decay", 0.8, 1.0, default=0.9)
     hp.Float("lam_recon", 0.05, 1.0, sampling="log", default=0.392)
     hp.Choice("primary_channels", [8, 16, 32], default=32)
     hp.Choice("batch_size", [32, 64, 100, 128], default=100)
@@ -46,6 +51,9 @@ class CapsNetHyperModel(kt.HyperModel):
         seed: shuffling and augmentation seed.
         steps_per_epoch: batches per epoch (default: one pass).
         model_kwargs: other fixed `CapsNet` arguments (e.g. `conv_filters`).
+        lr_schedule, warmup_steps: the run's schedule (a recipe's), the peak
+            rate and the exponential decay searched; the warm-up takes at most
+            a tenth of a trial.
 
     `fit(hp, model, train, validation_data)` takes `(images, labels)` arrays:
     each trial batches them with its own `batch_size`.
@@ -59,10 +67,14 @@ class CapsNetHyperModel(kt.HyperModel):
         seed=None,
         steps_per_epoch=None,
         model_kwargs=None,
+        lr_schedule="exponential",
+        warmup_steps=0,
         name="capsnet",
         tunable=True,
     ):
         super().__init__(name=name, tunable=tunable)
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
         self.input_shape = tuple(input_shape)
         self.classes = classes
         self.shift_pixels = shift_pixels
@@ -71,7 +83,7 @@ class CapsNetHyperModel(kt.HyperModel):
         self.model_kwargs = dict(model_kwargs or {})
 
     def build(self, hp):
-        define_search_space(hp)
+        define_search_space(hp, self.lr_schedule)
         model = CapsNet(
             input_shape=self.input_shape,
             classes=self.classes,
@@ -101,8 +113,10 @@ class CapsNetHyperModel(kt.HyperModel):
             repeat=self.steps_per_epoch is not None,
         )
         val_ds = make_dataset(*validation_data, batch_size, training=False) if validation_data else None
+        total = epochs * steps
+        decay = hp.get("lr_decay") if self.lr_schedule == "exponential" else 1.0
         model.optimizer.learning_rate = learning_rate_schedule(
-            "exponential", hp.get("lr"), steps, epochs * steps, decay=hp.get("lr_decay")
+            self.lr_schedule, hp.get("lr"), steps, total, decay=decay, warmup_steps=min(self.warmup_steps, total // 10)
         )
         return model.fit(
             train_ds,
@@ -172,6 +186,8 @@ def search(
     steps_per_epoch=None,
     model_kwargs=None,
     verbose=1,
+    lr_schedule="exponential",
+    warmup_steps=0,
     **tuner_kwargs,
 ):
     """Runs (or resumes) a search and returns the tuner.
@@ -192,6 +208,8 @@ def search(
         seed=seed,
         steps_per_epoch=steps_per_epoch,
         model_kwargs=model_kwargs,
+        lr_schedule=lr_schedule,
+        warmup_steps=warmup_steps,
     )
     tuner = make_tuner(
         hypermodel, directory, algorithm=algorithm, max_trials=max_trials, epochs=epochs, seed=seed, **tuner_kwargs
