@@ -90,6 +90,14 @@ def define_flags(fv=flags.FLAGS):
         "of the run's steps): it is validated every epoch and is the run's best.keras and final.keras.",
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "ema_warmup",
+        D.ema_warmup,
+        "The average's momentum rises as min(--ema_momentum, (1 + t) / (10 + t)) over the steps t "
+        "(TensorFlow's num_updates form), so the average follows the trained weights from the first epoch; "
+        "--noema_warmup: Keras's plain average.",
+        flag_values=fv,
+    )
     flags.DEFINE_float(
         "lam_recon", D.lam_recon, "Weight of the mean squared reconstruction error (0.0005 * 784).", flag_values=fv
     )

@@ -180,7 +180,8 @@ def test_a_short_run_of_the_default_recipe_averages_over_its_own_length(mnist_di
     metrics = run(_config(mnist_dir, save, epochs=1, steps_per_epoch=20, figures=False))
     assert metrics["config"]["ema_momentum"] == 0.999 and metrics["ema_momentum"] == pytest.approx(0.5)
     model = keras.models.load_model(os.path.join(save, "final.keras"))
-    assert model.optimizer.use_ema and model.optimizer.ema_momentum == pytest.approx(0.5)
+    assert model.optimizer.use_ema and model.optimizer.peak_ema_momentum == pytest.approx(0.5)
+    assert type(model.optimizer).__name__ == "EMAWarmupAdam"  # the default: the average warms up
 
 
 def _weights(model):
@@ -249,3 +250,36 @@ def test_the_machine_a_run_records_names_the_cpus_family_and_model(monkeypatch):
     monkeypatch.setattr(precision, "_cpuinfo", lambda: "flags\t\t: fpu avx2\n")  # no /proc/cpuinfo lines: no guess
     machine = precision.describe_machine()
     assert machine["cpu_family_model"] is None and not machine["avx512"] and not machine["bf16"]
+
+
+def test_the_averaged_weights_validate_close_to_the_trained_ones_after_one_epoch():
+    """Momentum 0.999 with the warm-up: the average's first-epoch validation follows the
+    trained weights'; Keras's plain average is still mostly the first steps' weights."""
+    import keras
+
+    from keras_caps.optimizers import EMAWarmupAdam
+    from keras_caps.training.averaging import AveragedValidation
+    from tests.helpers import small_model, toy_data
+
+    x, y = toy_data(n=200, seed=0)
+    x_val, y_val = toy_data(n=100, seed=1)
+    scores = {}
+    for name, optimizer in (("warmup", EMAWarmupAdam), ("keras", keras.optimizers.Adam)):
+        keras.utils.set_random_seed(0)
+        model = small_model()
+        model.compile(optimizer=optimizer(3e-3, use_ema=True, ema_momentum=0.999))
+        history = model.fit(
+            x,
+            y,
+            batch_size=10,
+            epochs=1,
+            validation_data=(x_val, y_val),
+            verbose=0,
+            callbacks=[AveragedValidation((x_val, y_val))],
+        )
+        scores[name] = {k: v[-1] for k, v in history.history.items()}
+    trained = scores["warmup"]["raw_val_accuracy"]
+    assert trained > 0.9  # the toy task is learnt in 20 steps
+    assert scores["keras"]["raw_val_accuracy"] == pytest.approx(trained)  # the average does not change training
+    assert scores["warmup"]["val_accuracy"] >= trained - 0.05
+    assert scores["keras"]["val_accuracy"] < trained - 0.2

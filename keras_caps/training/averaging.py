@@ -27,7 +27,9 @@ def uses_average(model):
 def average_momentum(model):
     """The momentum of the moving average `model`'s optimizer keeps; 0 when it keeps none."""
     optimizer = _optimizer(model)
-    return float(optimizer.ema_momentum) if getattr(optimizer, "use_ema", False) else 0.0
+    if not getattr(optimizer, "use_ema", False):
+        return 0.0
+    return float(getattr(optimizer, "peak_ema_momentum", optimizer.ema_momentum))  # a warm-up's end
 
 
 def write_average(model):

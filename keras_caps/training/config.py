@@ -43,6 +43,9 @@ class TrainConfig:
         ema_momentum: momentum of a moving average of the weights (Polyak
             averaging; Keras's `use_ema`) that is validated every epoch and
             kept as the run's model, in [0, 1); 0: none.
+        ema_warmup: the average's momentum rises as `min(ema_momentum,
+            (1 + t) / (10 + t))` over the steps t (`keras_caps.EMAWarmupAdam`),
+            so that it follows the trained weights from the first epoch on.
         lam_recon: weight of the mean squared reconstruction error (>= 0).
         shift_pixels: random shift of training images, in pixels (>= 0).
         dataset: a TFDS image classification data set name (with
@@ -84,6 +87,7 @@ class TrainConfig:
     lr_schedule: str | None = None
     warmup_steps: int | None = None
     ema_momentum: float | None = None
+    ema_warmup: bool = True
     lam_recon: float = 0.392
     shift_pixels: int = 2
     dataset: str = "mnist"

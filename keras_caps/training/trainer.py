@@ -18,6 +18,7 @@ import time
 import keras
 
 from keras_caps.data.datasets import split_size
+from keras_caps.optimizers import EMAWarmupAdam
 from keras_caps.training import averaging, checkpoints, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
@@ -200,7 +201,8 @@ def _build_or_resume(config, info, steps, done, checkpoint):
             model.set_weights(_load_model(config.weights).get_weights())
     momentum = ema_momentum(config, steps)
     ema = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
-    model.compile(optimizer=keras.optimizers.Adam(rate, **ema))
+    adam = EMAWarmupAdam if momentum and config.ema_warmup else keras.optimizers.Adam
+    model.compile(optimizer=adam(rate, **ema))
     return model
 
 

@@ -64,3 +64,39 @@ def test_compiled_capsnet_saves_and_loads_with_it(tmp_path):
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.optimizer, TorchAdam)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_the_average_warms_up_as_tensorflow_num_updates_form():
+    """Step t averages with momentum min(m, (1 + t) / (10 + t)); Keras's own starts at m."""
+    from keras_caps.optimizers import EMAWarmupAdam
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 3)).astype("float32"), rng.random((8, 2)).astype("float32")
+    averages = {}
+    for name, optimizer in (
+        ("warmup", EMAWarmupAdam(0.1, use_ema=True, ema_momentum=0.9)),
+        ("keras", keras.optimizers.Adam(0.1, use_ema=True, ema_momentum=0.9)),
+    ):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer=optimizer, loss="mse")
+        weights = []
+        for _ in range(25):
+            model.train_on_batch(x, y)
+            weights.append(keras.ops.convert_to_numpy(model.trainable_variables[0]))
+        averages[name] = keras.ops.convert_to_numpy(optimizer._model_variables_moving_average[0])
+    expected = weights[0]
+    for t in range(1, 25):
+        momentum = min(0.9, (1 + t) / (10 + t))
+        expected = momentum * expected + (1 - momentum) * weights[t]
+    np.testing.assert_allclose(averages["warmup"], expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(averages["keras"] - expected).max() > 1e-3  # Keras's own: momentum 0.9 from step 1
+
+
+def test_the_warmup_optimizer_records_its_peak_momentum():
+    from keras_caps.optimizers import EMAWarmupAdam
+
+    optimizer = EMAWarmupAdam(1e-3, use_ema=True, ema_momentum=0.999)
+    assert optimizer.get_config()["ema_momentum"] == 0.999 and optimizer.peak_ema_momentum == 0.999
+    clone = EMAWarmupAdam.from_config(optimizer.get_config())
+    assert clone.peak_ema_momentum == 0.999 and clone.use_ema
