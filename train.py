@@ -101,6 +101,21 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float(
         "lam_recon", D.lam_recon, "Weight of the mean squared reconstruction error (0.0005 * 784).", flag_values=fv
     )
+    flags.DEFINE_enum(
+        "loss_form",
+        D.loss_form,
+        ["ports", "authors"],
+        "ports: the margin loss summed over classes (the paper's, the PyTorch/Keras ports'). authors: the "
+        "authors' code's (half the present term, a quarter the absent one, averaged over classes), beside "
+        "which the reconstruction weighs 20x as much on 10 classes.",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "capsule_bias",
+        D.capsule_bias,
+        "A bias per digit-capsule component before each squash, as the authors' code has (0.1 at start).",
+        flag_values=fv,
+    )
     flags.DEFINE_integer(
         "shift_pixels",
         D.shift_pixels,

@@ -9,22 +9,44 @@ DOWN_WEIGHT = 0.5
 # The paper scales the summed squared error by 0.0005; over 784 pixels that is
 # 0.392 times the mean squared error, which is what the reference computes.
 LAM_RECON = 0.392
+# The margin loss's forms: the paper's and the ports' (summed over classes), and the authors'
+# code's (Sarasra/models research/capsules `_margin_loss`: 0.5 x present + 0.5 x 0.5 x absent,
+# averaged over classes as its `evaluate` takes `reduce_mean`). Against a reconstruction
+# term of the same weight, the authors' margin weighs 0.5 / classes of the ports' (1/20 on
+# MNIST): their reconstruction counts 20x as much.
+LOSS_FORMS = {
+    "ports": {"present_weight": 1.0, "down_weight": DOWN_WEIGHT, "class_reduction": "sum"},
+    "authors": {"present_weight": 0.5, "down_weight": 0.5 * DOWN_WEIGHT, "class_reduction": "mean"},
+}
 
 
-def margin_loss(y_true, lengths, m_plus=M_PLUS, m_minus=M_MINUS, down_weight=DOWN_WEIGHT):
-    """Per-sample margin loss, summed over classes (float32, shape `(batch,)`).
+def margin_loss(
+    y_true,
+    lengths,
+    m_plus=M_PLUS,
+    m_minus=M_MINUS,
+    down_weight=DOWN_WEIGHT,
+    present_weight=1.0,
+    class_reduction="sum",
+):
+    """Per-sample margin loss, summed (or averaged) over classes (float32, shape `(batch,)`).
 
-    `L_k = T_k max(0, m+ - ||v_k||)^2 + down_weight (1 - T_k) max(0, ||v_k|| - m-)^2`
+    `L_k = present_weight T_k max(0, m+ - ||v_k||)^2 + down_weight (1 - T_k) max(0, ||v_k|| - m-)^2`
 
     Args:
         y_true: one-hot targets, `(batch, classes)`.
         lengths: capsule lengths, `(batch, classes)`.
+        present_weight: weight of the present class's term (1; the authors' code 0.5).
+        class_reduction: `"sum"` over classes (the paper's) or `"mean"` (the authors' code's).
     """
+    if class_reduction not in ("sum", "mean"):
+        raise ValueError(f"margin_loss: `class_reduction` must be 'sum' or 'mean', got {class_reduction!r}.")
     y_true = ops.cast(y_true, "float32")
     lengths = ops.cast(lengths, "float32")
-    present = y_true * ops.square(ops.relu(m_plus - lengths))
+    present = present_weight * y_true * ops.square(ops.relu(m_plus - lengths))
     absent = down_weight * (1.0 - y_true) * ops.square(ops.relu(lengths - m_minus))
-    return ops.sum(present + absent, axis=-1)
+    reduce = ops.sum if class_reduction == "sum" else ops.mean
+    return reduce(present + absent, axis=-1)
 
 
 def reconstruction_loss(images, reconstructions):
@@ -54,16 +76,39 @@ class MarginLoss(keras.losses.Loss):
     >>> model.compile(optimizer="adam", loss=MarginLoss())
     """
 
-    def __init__(self, m_plus=M_PLUS, m_minus=M_MINUS, down_weight=DOWN_WEIGHT, name="margin_loss", **kwargs):
+    def __init__(
+        self,
+        m_plus=M_PLUS,
+        m_minus=M_MINUS,
+        down_weight=DOWN_WEIGHT,
+        present_weight=1.0,
+        class_reduction="sum",
+        name="margin_loss",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
+        if class_reduction not in ("sum", "mean"):
+            raise ValueError(f"MarginLoss: `class_reduction` must be 'sum' or 'mean', got {class_reduction!r}.")
         self.m_plus = m_plus
         self.m_minus = m_minus
         self.down_weight = down_weight
+        self.present_weight = present_weight
+        self.class_reduction = class_reduction
 
     def call(self, y_true, y_pred):
-        return margin_loss(y_true, y_pred, self.m_plus, self.m_minus, self.down_weight)
+        return margin_loss(
+            y_true, y_pred, self.m_plus, self.m_minus, self.down_weight, self.present_weight, self.class_reduction
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update({"m_plus": self.m_plus, "m_minus": self.m_minus, "down_weight": self.down_weight})
+        config.update(
+            {
+                "m_plus": self.m_plus,
+                "m_minus": self.m_minus,
+                "down_weight": self.down_weight,
+                "present_weight": self.present_weight,
+                "class_reduction": self.class_reduction,
+            }
+        )
         return config

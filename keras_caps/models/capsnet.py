@@ -64,6 +64,11 @@ class CapsNet(keras.Model):
             then reads as zero.
         capsule_bias, leaky_routing: the digit capsules' `use_bias` and
             `leaky_routing` (`DenseCapsule`), both from the authors' code.
+        loss_form: `"ports"` (the paper's margin loss summed over classes, as
+            the PyTorch and Keras ports compute it) or `"authors"` (the
+            authors' code's: half the present term, a quarter the absent one,
+            averaged over classes: beside `lam_recon` the reconstruction then
+            weighs 2 x classes times as much; `keras_caps.losses.LOSS_FORMS`).
 
     The number of primary capsules, and with it the digit capsules' weight,
     grows with the image's area, as does the decoder's output layer: a model
@@ -124,6 +129,7 @@ class CapsNet(keras.Model):
         input_standardization=False,
         capsule_bias=False,
         leaky_routing=False,
+        loss_form="ports",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -144,6 +150,9 @@ class CapsNet(keras.Model):
                 )
         self.class_names = class_names
         self.input_standardization = bool(input_standardization)
+        if loss_form not in losses.LOSS_FORMS:
+            raise ValueError(f"CapsNet: `loss_form` must be one of {', '.join(losses.LOSS_FORMS)}, got {loss_form!r}.")
+        self.loss_form = loss_form
         self.routings = check_routings(routings)
         convs = _conv_stack(conv_filters, conv_kernel_size, conv_strides)
         self.conv_batch_norm = bool(conv_batch_norm)
@@ -440,9 +449,18 @@ class CapsNet(keras.Model):
         # Masked by the true class while training, by the prediction otherwise,
         # as the reference's train and test loops do.
         reconstruction = self.decode(y_pred["capsules"], y_onehot if training else None)
-        margin = losses.weighted_mean(
-            losses.margin_loss(y_onehot, y_pred["scores"], self.m_plus, self.m_minus, self.down_weight), sample_weight
+        form = losses.LOSS_FORMS[self.loss_form]
+        down_weight = self.down_weight * form["down_weight"] / losses.DOWN_WEIGHT  # the authors' halves it too
+        per_image = losses.margin_loss(
+            y_onehot,
+            y_pred["scores"],
+            self.m_plus,
+            self.m_minus,
+            down_weight,
+            form["present_weight"],
+            form["class_reduction"],
         )
+        margin = losses.weighted_mean(per_image, sample_weight)
         recon = losses.weighted_mean(losses.reconstruction_loss(x, reconstruction), sample_weight)
         # Weighted by batch size, like Keras's own `loss` tracker.
         batch = ops.shape(x)[0]
@@ -490,6 +508,7 @@ class CapsNet(keras.Model):
             "input_standardization": self.input_standardization,
             "capsule_bias": self.digit_caps.use_bias,
             "leaky_routing": self.digit_caps.leaky_routing,
+            "loss_form": self.loss_form,
             "bias_initializer": (
                 self.bias_initializer
                 if isinstance(self.bias_initializer, str)

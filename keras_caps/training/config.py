@@ -5,6 +5,7 @@ import math
 
 from keras_caps.data.datasets import CACHE_MODES
 from keras_caps.data.folders import COLOR_MODES
+from keras_caps.losses import LOSS_FORMS
 from keras_caps.training import distribution, precision, recipes, schedules
 
 # The choices of the fields that name things, from the modules that own them.
@@ -47,6 +48,9 @@ class TrainConfig:
             (1 + t) / (10 + t))` over the steps t (`keras_caps.EMAWarmupAdam`),
             so that it follows the trained weights from the first epoch on.
         lam_recon: weight of the mean squared reconstruction error (>= 0).
+        loss_form: `"ports"` or `"authors"`: the margin loss's form
+            (`CapsNet`'s `loss_form`; the authors' weighs reconstruction 20x).
+        capsule_bias: a bias in the digit capsules, as the authors' code has.
         shift_pixels: random shift of training images, in pixels (>= 0).
         dataset: a TFDS image classification data set name (with
             `data_dir` of IDX files: which set they hold, for class names).
@@ -89,6 +93,8 @@ class TrainConfig:
     ema_momentum: float | None = None
     ema_warmup: bool = True
     lam_recon: float = 0.392
+    loss_form: str = "ports"
+    capsule_bias: bool = False
     shift_pixels: int = 2
     dataset: str = "mnist"
     data_dir: str | None = None
@@ -139,6 +145,7 @@ class TrainConfig:
             ("strategy", STRATEGIES),
             ("tuner", TUNERS),
             ("cache", CACHE_MODES),
+            ("loss_form", tuple(LOSS_FORMS)),
             ("color_mode", (None,) + COLOR_MODES),
         ):
             if getattr(self, name) not in choices:

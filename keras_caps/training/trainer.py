@@ -192,6 +192,8 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         classes=info.classes,
         routings=config.routings,
         lam_recon=config.lam_recon,
+        loss_form=config.loss_form,
+        capsule_bias=config.capsule_bias,
         class_names=info.class_names or None,
     )
     if config.weights:

@@ -51,3 +51,45 @@ def test_capsnet_loss_equals_reference_caps_loss():
         0.392,
     )
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def np_authors_margin(y, lengths):
+    """Sarasra/models research/capsules `_margin_loss` (margin 0.4 around 0.5, downweight 0.5),
+    then `evaluate`'s reduce_mean over the batch and the classes."""
+    errors = lengths - 0.5
+    positive = y * np.clip(0.4 - errors, 0, None) ** 2
+    negative = (1 - y) * np.clip(errors + 0.4, 0, None) ** 2
+    return np.mean(0.5 * positive + 0.5 * 0.5 * negative)
+
+
+def test_the_authors_loss_form_matches_their_code_and_weighs_reconstruction_20x():
+    rng = np.random.default_rng(2)
+    y = np.eye(10)[rng.integers(0, 10, 6)]
+    lengths = rng.uniform(0, 1, (6, 10))
+    form = dict(present_weight=0.5, down_weight=0.25, class_reduction="mean")
+    authors = keras.ops.convert_to_numpy(margin_loss(y, lengths, **form)).mean()
+    np.testing.assert_allclose(authors, np_authors_margin(y, lengths), rtol=1e-5)
+    ports = keras.ops.convert_to_numpy(margin_loss(y, lengths)).mean()
+    np.testing.assert_allclose(authors * 20, ports, rtol=1e-5)  # 0.5 / 10 classes
+    clone = MarginLoss.from_config(MarginLoss(**form).get_config())
+    assert float(clone(y, lengths)) == pytest.approx(float(authors), rel=1e-5)
+    with pytest.raises(ValueError, match="`class_reduction` must be 'sum' or 'mean'"):
+        MarginLoss(class_reduction="max")
+
+
+def test_capsnet_with_the_authors_loss_form():
+    """The model's loss: the authors' margin plus lam_recon times the mean squared error
+    (0.0005 x the per-image sum over 784 pixels = 0.392 x the mean, as in their code)."""
+    model = CapsNet(input_shape=(28, 28, 1), classes=10, conv_filters=16, primary_channels=4, loss_form="authors")
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, (4, 28, 28, 1)).astype("float32")
+    labels = rng.integers(0, 10, 4)
+    out = model.forward(x, labels)
+    loss = float(model.compute_loss(x, labels, model(x), training=True))
+    scores = keras.ops.convert_to_numpy(out["scores"]).astype("float64")
+    recon = keras.ops.convert_to_numpy(out["reconstruction"]).astype("float64")
+    expected = np_authors_margin(np.eye(10)[labels], scores) + 0.0005 * np.mean(((recon - x) ** 2).sum(axis=(1, 2, 3)))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    assert CapsNet.from_config(model.get_config()).loss_form == "authors"
+    with pytest.raises(ValueError, match="`loss_form` must be one of ports, authors"):
+        CapsNet(loss_form="mine")
