@@ -195,14 +195,15 @@ def train_here(*args):
     return run_cli("train.py", *args)
 
 
-def common(mnist_dir, save_dir):
+def common(mnist_dir, save_dir, batch_size=10):
+    """train.py's flags of a short, seeded float32 run on `mnist_dir` (IDX files or an image folder)."""
     return [
         "--data_dir",
         mnist_dir,
         "--save_dir",
         save_dir,
         "--batch_size",
-        "10",
+        str(batch_size),
         "--steps_per_epoch",
         "2",
         "--seed",

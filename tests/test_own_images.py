@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_caps import CapsNet
-from tests.helpers import run_cli, train_here, write_image_folder
+from tests.helpers import common, run_cli, train_here, write_image_folder
 
 CLASSES = ("cat", "dog", "sea horse")
 
@@ -22,25 +22,7 @@ def colour_folder(tmp_path_factory):
 
 
 def _flags(data_dir, save_dir, *more):
-    return (
-        "--data_dir",
-        data_dir,
-        "--save_dir",
-        save_dir,
-        "--batch_size",
-        "6",
-        "--steps_per_epoch",
-        "2",
-        "--epochs",
-        "1",
-        "--seed",
-        "1",
-        "--verbose",
-        "0",
-        "--mixed_precision",
-        "float32",
-        *more,
-    )
+    return (*common(data_dir, save_dir, batch_size=6), "--epochs", "1", *more)
 
 
 @pytest.fixture(scope="module")
