@@ -115,8 +115,25 @@ def to_arrays(split, count=None):
 
 
 def first_images(split, count):
-    """The first `count` images of a split as float32 in [0, 1] (for figures and checks)."""
-    images = to_arrays(split, count)[0]
+    """The first `count` images of a split as float32 in [0, 1] (for checks)."""
+    return _as_float(to_arrays(split, count)[0])
+
+
+def spread_images(split, count):
+    """`count` images spread evenly over a split, float32 in [0, 1] (for figures: a folder's
+    files come class by class, so its first images are all of one class)."""
+    size = split_size(split)
+    index = np.unique(np.linspace(0, size - 1, min(count, size)).round().astype(int))
+    if isinstance(split, TfdsSplit):  # read in order: the first ones
+        return first_images(split, count)
+    if isinstance(split, FileSplit):
+        from keras_caps.data.folders import decode_all
+
+        return _as_float(decode_all(split.subset(index))[0])
+    return _as_float(split[0][index])
+
+
+def _as_float(images):
     return images.astype(np.float32) / (255.0 if np.issubdtype(images.dtype, np.integer) else 1.0)
 
 

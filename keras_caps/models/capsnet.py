@@ -344,11 +344,15 @@ class CapsNet(keras.Model):
     @staticmethod
     def standardize(images):
         """Each image minus its mean, over its standard deviation (at least 1/sqrt(pixels))."""
+        mean, std = CapsNet._moments(images)
+        return (images - mean) / std
+
+    @staticmethod
+    def _moments(images):
         axes = (1, 2, 3)
-        count = math.prod(images.shape[1:])
         mean = ops.mean(images, axis=axes, keepdims=True)
         std = ops.sqrt(ops.mean(ops.square(images - mean), axis=axes, keepdims=True))
-        return (images - mean) / ops.maximum(std, 1.0 / math.sqrt(count))
+        return mean, ops.maximum(std, 1.0 / math.sqrt(math.prod(images.shape[1:])))
 
     def decode(self, capsules, labels=None):
         """Reconstruction from the capsules, masked by `labels` or else by the longest capsule."""
@@ -367,13 +371,31 @@ class CapsNet(keras.Model):
         return ops.reshape(x, (-1,) + self.image_shape)
 
     def forward(self, images, labels=None):
-        """Everything at once: `call`'s dict plus the `reconstruction`."""
+        """Everything at once: `call`'s dict plus the `reconstruction` (the decoder's
+        output, what the loss compares with `reconstruction_target(images)`)."""
         outputs = self(images)
         return {**outputs, "reconstruction": self.decode(outputs["capsules"], labels)}
 
+    def reconstruction_target(self, images):
+        """What the decoder learns to draw: the images, or with `input_standardization`
+        the standardized images through a sigmoid (the capsules see no image's own
+        brightness and contrast, so no decoder could draw them back)."""
+        images = ops.cast(images, "float32")
+        return ops.sigmoid(self.standardize(images)) if self.input_standardization else images
+
+    def to_images(self, decoded, images):
+        """Decoder outputs back in the space of `images` (the same for most models; a
+        standardized model's undone with each image's own mean and deviation)."""
+        decoded = ops.cast(decoded, "float32")
+        if not self.input_standardization:
+            return decoded
+        mean, std = self._moments(ops.cast(images, "float32"))
+        p = ops.clip(decoded, 1e-6, 1 - 1e-6)
+        return ops.clip(ops.log(p / (1 - p)) * std + mean, 0.0, 1.0)
+
     def reconstruct(self, images, labels=None):
-        """Reconstructed images, `(batch,) + input_shape`, float32 in [0, 1]."""
-        return self.decode(self.encode(images), labels)
+        """Reconstructed images, `(batch,) + input_shape`, float32 in [0, 1], in the images' own colours."""
+        return self.to_images(self.decode(self.encode(images), labels), images)
 
     def call(self, inputs, training=None):
         capsules = self.encode(inputs, training=training)
@@ -461,7 +483,9 @@ class CapsNet(keras.Model):
             form["class_reduction"],
         )
         margin = losses.weighted_mean(per_image, sample_weight)
-        recon = losses.weighted_mean(losses.reconstruction_loss(x, reconstruction), sample_weight)
+        recon = losses.weighted_mean(
+            losses.reconstruction_loss(self.reconstruction_target(x), reconstruction), sample_weight
+        )
         # Weighted by batch size, like Keras's own `loss` tracker.
         batch = ops.shape(x)[0]
         self.margin_loss_tracker.update_state(margin, sample_weight=batch)

@@ -87,7 +87,7 @@ def plot_manipulated_latent(model, image, path, low=-0.25, high=0.25, step=0.05)
     for d in range(dim):
         batch[d * len(tweaks) : (d + 1) * len(tweaks), label, d] += tweaks
     labels = np.full((len(batch),), label)
-    decoded = np.asarray(model.decode(batch, labels))
+    decoded = np.asarray(model.to_images(model.decode(batch, labels), np.repeat(image, len(batch), axis=0)))
     _show(
         _tile(decoded, len(tweaks)), path, f"class {label}: dimension d (row) + [{low}, {high}] step {step} (columns)"
     )

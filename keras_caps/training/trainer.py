@@ -107,10 +107,10 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def _figures(model, history, test, save_dir):
-    from keras_caps.data.datasets import first_images
+    from keras_caps.data.datasets import spread_images
     from keras_caps.training import figures
 
-    x_test = first_images(test, 50)
+    x_test = spread_images(test, 50)
     paths = {}
     if history:
         paths["curves"] = os.path.join(save_dir, "training_curves.png")

@@ -262,3 +262,22 @@ def test_input_standardization_is_per_image_and_round_trips(tmp_path):
     loaded = keras.models.load_model(path)
     assert loaded.digit_caps.use_bias and loaded.digit_caps.leaky_routing and loaded.input_standardization
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_standardized_model_reconstructs_the_standardized_image_and_draws_it_back():
+    """Its capsules see no image's brightness or contrast: the decoder's target is
+    sigmoid(standardized image), and `reconstruct` undoes that with the image's own moments."""
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.2, 0.8, (3, 12, 12, 1)).astype("float32")
+    model = small_model(input_standardization=True)
+    target = keras.ops.convert_to_numpy(model.reconstruction_target(x))
+    z = (x - x.mean(axis=(1, 2, 3), keepdims=True)) / x.std(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(target, 1 / (1 + np.exp(-z)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.to_images(target, x)), x, rtol=1e-4, atol=1e-4)
+    labels = np.array([0, 1, 2])
+    decoded = keras.ops.convert_to_numpy(model.forward(x, labels)["reconstruction"])
+    loss = float(model.compute_loss(x, labels, model(x), training=True))
+    margin = float(np.mean(keras.ops.convert_to_numpy(model.margin_loss_tracker.result())))
+    assert loss == pytest.approx(margin + model.lam_recon * np.mean((decoded - target) ** 2), rel=1e-4)
+    plain = small_model()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain.reconstruction_target(x)), x)
