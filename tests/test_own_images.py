@@ -170,7 +170,7 @@ def test_auto_chooses_the_architecture_from_the_images():
 
 def test_the_run_says_which_architecture_auto_chose(trained):
     save, result = trained
-    assert "Architecture paper_norm (colour images" in result.stdout
+    assert "Architecture paper_norm, chosen by architecture auto: colour images" in result.stdout
     metrics = json.load(open(os.path.join(save, "metrics.json")))
     assert metrics["architecture"] == "paper_norm" and metrics["config"]["architecture"] == "auto"
 

@@ -185,7 +185,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         print(f"resume: no checkpoint in {config.save_dir}; starting afresh.")
     architecture, why = resolve_architecture(config, info)
     if config.architecture == "auto":
-        print(f"Architecture {architecture} ({why}; `architecture` chooses another).")
+        print(f"Architecture {architecture}, chosen by architecture auto: {why}.")
     model = CapsNet.from_architecture(
         architecture,
         input_shape=info.image_shape,
