@@ -344,15 +344,17 @@ class CapsNet(keras.Model):
     @staticmethod
     def standardize(images):
         """Each image minus its mean, over its standard deviation (at least 1/sqrt(pixels))."""
-        mean, std = CapsNet._moments(images)
-        return (images - mean) / std
+        mean, inverse_std = CapsNet._moments(images)
+        return (images - mean) * inverse_std
 
     @staticmethod
     def _moments(images):
+        """Each image's mean and 1 / max(std, 1/sqrt(pixels)): RSQRT, not SQRT and DIV, which
+        int8 TFLite files (TFLite Micro's kernels) lack."""
         axes = (1, 2, 3)
         mean = ops.mean(images, axis=axes, keepdims=True)
-        std = ops.sqrt(ops.mean(ops.square(images - mean), axis=axes, keepdims=True))
-        return mean, ops.maximum(std, 1.0 / math.sqrt(math.prod(images.shape[1:])))
+        variance = ops.mean(ops.square(images - mean), axis=axes, keepdims=True)
+        return mean, ops.rsqrt(ops.maximum(variance, 1.0 / math.prod(images.shape[1:])))
 
     def decode(self, capsules, labels=None):
         """Reconstruction from the capsules, masked by `labels` or else by the longest capsule."""
@@ -389,9 +391,9 @@ class CapsNet(keras.Model):
         decoded = ops.cast(decoded, "float32")
         if not self.input_standardization:
             return decoded
-        mean, std = self._moments(ops.cast(images, "float32"))
+        mean, inverse_std = self._moments(ops.cast(images, "float32"))
         p = ops.clip(decoded, 1e-6, 1 - 1e-6)
-        return ops.clip(ops.log(p / (1 - p)) * std + mean, 0.0, 1.0)
+        return ops.clip(ops.log(p / (1 - p)) / inverse_std + mean, 0.0, 1.0)
 
     def reconstruct(self, images, labels=None):
         """Reconstructed images, `(batch,) + input_shape`, float32 in [0, 1], in the images' own colours."""
