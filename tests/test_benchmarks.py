@@ -205,3 +205,23 @@ def test_converged_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path
     assert [json.loads(line)["run"] for line in capsys.readouterr().out.splitlines()] == ["fast_s1", "fast_s2"]
     with pytest.raises(FileNotFoundError, match="no history.json, metrics.json; the run did not finish"):
         converged_runs.keep_record("fast_s2", str(runs), str(results))
+
+
+def test_recoloured_digits_keep_their_shape_on_contrasting_colours(tmp_path):
+    """benchmarks/write_image_folder.py's colour set: ink of one colour, background of
+    another at least 96 apart on average, the digit where MNIST had it, padded to 32x32."""
+    import os
+
+    import numpy as np
+
+    from benchmarks.write_image_folder import recolor, write_folder
+
+    digits = np.zeros((50, 28, 28), np.uint8)
+    digits[:, 10:18, 12:16] = 255
+    images = recolor(digits, np.random.default_rng(0))
+    assert images.shape == (50, 32, 32, 3) and images.dtype == np.uint8
+    ink, background = images[:, 14, 16].astype(int), images[:, 0, 0].astype(int)
+    assert (np.abs(ink - background).mean(axis=1) >= 96).all()
+    assert (images[:, 12:20, 14:18] == ink[:, None, None, :]).all()  # the stroke, shifted by the padding
+    write_folder(images[:4], np.array([0, 1, 1, 0]), str(tmp_path), ["a", "b"])
+    assert sorted(os.listdir(tmp_path / "b")) == ["00001.png", "00002.png"]
