@@ -8,7 +8,8 @@
 
 A run leaves in --save_dir: best.keras (by validation accuracy), final.keras,
 checkpoints/epoch-NNNN.keras (with optimizer state, for --resume), log.csv,
-history.json, tensorboard/, metrics.json and PNG figures.
+history.json, tensorboard/, metrics.json, PNG figures and preset/ (the final model
+with its metadata: `CapsNet.from_preset`, or --weights/--model of the front ends).
 """
 
 import argparse
@@ -168,7 +169,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string(
         "weights",
         D.weights,
-        "A .keras model or .weights.h5 file: evaluated with --testing, else trained further.",
+        "A .keras model, a preset (a shipped name such as mnist_micro, or a run's preset/ folder) or a "
+        ".weights.h5 file: evaluated with --testing, else trained further (a model or preset in its own "
+        "architecture).",
         flag_values=fv,
     )
     flags.DEFINE_enum(
@@ -262,7 +265,15 @@ def main(flag_values):
     from keras_caps.training import run, tune
 
     config = config_from_flags(flag_values)
-    return tune(config) if flag_values.tune else run(config)
+    return tune(config) if flag_values.tune else run(config, command=command_line(flag_values))
+
+
+def command_line(flag_values):
+    """This run's command as a shell takes it: the flags given, each as absl writes it back."""
+    import shlex
+
+    given = [flag_values[name].serialize() for name in FIELDS if flag_values[name].present]
+    return shlex.join(["python", "train.py", *given])
 
 
 def _expected_errors():

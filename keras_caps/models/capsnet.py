@@ -11,6 +11,7 @@ from keras_caps.activations import safe_norm
 from keras_caps.initializers import TORCH_UNIFORM, FanInUniform
 from keras_caps.layers.dense_capsule import DenseCapsule, check_routings
 from keras_caps.layers.primary_capsule import PrimaryCapsule
+from keras_caps.models import presets
 from keras_caps.training.distribution import local_values, replicas_in_sync, step_outputs
 
 
@@ -315,6 +316,28 @@ class CapsNet(keras.Model):
         if name not in ARCHITECTURES:
             raise ValueError(f"CapsNet: unknown architecture {name!r}; one of {', '.join(ARCHITECTURES)}.")
         return cls(**{**ARCHITECTURES[name], **overrides})
+
+    @classmethod
+    def from_preset(cls, preset):
+        """A trained CapsNet from a preset: a shipped name (`keras_caps.presets()` lists
+        them) or a folder written by `save_to_preset` or `train.py`. Its files are
+        checked against the sha256 hashes in its `metadata.json` first.
+
+        Raises:
+            keras_caps.models.presets.PresetError: an unknown name, a folder that is not
+                a preset, or a missing or corrupted file.
+        """
+        path = presets.model_path(preset)
+        model = keras.saving.load_model(path)
+        if not isinstance(model, cls):
+            raise presets.PresetError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}.")
+        return model
+
+    def save_to_preset(self, preset_dir, metadata=None, device_dir=None):
+        """Writes this model as a preset folder (`model.keras`, `metadata.json`,
+        `labels.txt`); `device_dir`, an export folder, adds its int8 file and C array.
+        See `keras_caps.models.presets.save_preset`. Returns the metadata written."""
+        return presets.save_preset(self, preset_dir, metadata, device_dir=device_dir)
 
     def _check_image_shape(self, shape):
         if len(shape) != 4 or tuple(shape[1:]) != self.image_shape:

@@ -3,6 +3,8 @@
 import os
 import sys
 
+from keras_caps.models import presets
+
 LABELS_FILE = "labels.txt"
 
 
@@ -34,6 +36,9 @@ def load_classifier(path):
 
     from keras_caps.models.files import ModelFileError, TFLiteModel, load_capsnet
 
+    if presets.is_preset(path):
+        model = load_capsnet(path)
+        return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names
     if os.path.isdir(path):
         import tensorflow as tf
 
@@ -47,7 +52,8 @@ def load_classifier(path):
         fn = lambda x: signature(images=tf.constant(x))["scores"].numpy()  # noqa: E731
         return fn, tuple(spec.shape[1:]), read_labels(path)
     if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such file or folder.")
+        hint = f", and no preset of that name ({presets.unknown_name_hint()})" if presets.looks_like_name(path) else ""
+        raise ModelFileError(f"{path}: no such file or folder{hint}.")
     if path.endswith(".tflite"):
         runner = TFLiteModel(path)
         return runner, runner.image_shape, read_labels(path)

@@ -4,21 +4,32 @@ import os
 
 import numpy as np
 
+from keras_caps.models import presets
+
 
 class ModelFileError(ValueError):
     """A model file that cannot be loaded or run; the message names it."""
 
 
 def load_capsnet(path):
-    """Loads a `.keras` file that must hold a `keras_caps.CapsNet`, or raises ModelFileError."""
+    """Loads a `keras_caps.CapsNet` from a `.keras` file or a preset (a shipped name or a
+    preset folder, its files checked first), or raises ModelFileError."""
     import keras
 
     from keras_caps.models.capsnet import CapsNet
 
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path}: is a folder (a SavedModel?); this needs a .keras model file.")
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such file.")
+    if presets.is_preset(path):
+        try:
+            path = presets.model_path(path)
+        except presets.PresetError as error:
+            raise ModelFileError(str(error)) from None
+    elif os.path.isdir(path):
+        raise ModelFileError(
+            f"{path}: is a folder, neither a preset (no {presets.METADATA_FILE}) nor a .keras model file."
+        )
+    elif not os.path.isfile(path):
+        hint = f", and no preset of that name ({presets.unknown_name_hint()})" if presets.looks_like_name(path) else ""
+        raise ModelFileError(f"{path}: no such file{hint}.")
     try:
         model = keras.models.load_model(path)
     except Exception as error:  # zip, JSON, h5 and deserialization errors alike

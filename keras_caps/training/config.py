@@ -66,7 +66,10 @@ class TrainConfig:
             decoded images are held in memory (auto: when they fit).
         save_dir: folder for models, logs, checkpoints and figures.
         testing: evaluate `weights` on the test set instead of training.
-        weights: a `.keras` or `.weights.h5` file to evaluate or to train further.
+        weights: a `.keras` file, a preset (shipped name or folder) or a
+            `.weights.h5` file to evaluate or to train further. A model or
+            preset is fine-tuned in its own architecture; it must take the
+            data's images and classes.
         mixed_precision: `"auto"` or a Keras dtype policy name.
         seed: seed of weights, shuffling and shifts (None: random).
         steps_per_epoch: batches per epoch (None: one pass over the data).

@@ -6,7 +6,8 @@
 A run leaves in `save_dir`: best.keras (by validation accuracy), final.keras,
 checkpoints/epoch-NNNN.keras (with optimizer state and its learning-rate
 schedule, for resuming), log.csv, history.json, tensorboard/ (TensorFlow
-backend), metrics.json and PNG figures. A run whose `save_dir` holds an
+backend), metrics.json, PNG figures and preset/ (the final model with its
+metadata, for `CapsNet.from_preset`). A run whose `save_dir` holds an
 interrupted run's checkpoints continues it.
 """
 
@@ -49,6 +50,24 @@ def _load_model(path, what="weights"):
         return load_capsnet(path)
     except ModelFileError as error:
         raise TrainingError(f"`{what}` {error}") from None
+
+
+def check_fits(model, info, what):
+    """Raises TrainingError, before any training, if `model` does not take `info`'s
+    images or has another number of classes (or other class names)."""
+    problems = []
+    if tuple(model.image_shape) != tuple(info.image_shape):
+        problems.append(f"takes {tuple(model.image_shape)} images, the data has {tuple(info.image_shape)}")
+    if model.classes != info.classes:
+        problems.append(f"has {model.classes} classes, the data {info.classes}")
+    elif model.class_names and info.class_names and list(model.class_names) != list(info.class_names):
+        problems.append(f"names its classes {_few(model.class_names)}, the data {_few(info.class_names)}")
+    if problems:
+        raise TrainingError(f"{what} does not fit {info.name}: it {'; it '.join(problems)}.")
+
+
+def _few(names):
+    return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
 
 
 def batches(split, config, training, seed=None, first_epoch=0):
@@ -169,7 +188,10 @@ def _build_or_resume(config, info, steps, done, checkpoint):
     from keras_caps.models.capsnet import CapsNet
 
     if config.testing:
-        return _load_model(config.weights)
+        model = _load_model(config.weights)
+        if not model.compiled:  # a preset's model is saved without its optimizer
+            model.compile()
+        return model
     rate = _schedule(config, steps)
     if done and checkpoint:
         if not config.resume:
@@ -183,24 +205,34 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         return model
     if config.resume:
         print(f"resume: no checkpoint in {config.save_dir}; starting afresh.")
-    architecture, why = resolve_architecture(config, info)
-    if config.architecture == "auto":
-        print(f"Architecture {architecture}, chosen by architecture auto: {why}.")
-    model = CapsNet.from_architecture(
-        architecture,
-        input_shape=info.image_shape,
-        classes=info.classes,
-        routings=config.routings,
-        lam_recon=config.lam_recon,
-        loss_form=config.loss_form,
-        capsule_bias=config.capsule_bias,
-        class_names=info.class_names or None,
-    )
-    if config.weights:
-        if config.weights.endswith(".weights.h5"):
+    run_settings = {
+        "routings": config.routings,
+        "lam_recon": config.lam_recon,
+        "loss_form": config.loss_form,
+        "class_names": info.class_names or None,
+    }
+    if config.weights and not config.weights.endswith(".weights.h5"):
+        # Fine-tuning a saved model or preset: its architecture, this run's loss and routing.
+        source = _load_model(config.weights)
+        check_fits(source, info, f"`weights` {config.weights}")
+        settings = {k: v for k, v in source.get_config().items() if k not in ("name", "dtype")}
+        model = CapsNet.from_config({**settings, **run_settings, "class_names": source.class_names})
+        model.build((None, *info.image_shape))
+        model.set_weights(source.get_weights())
+        print(f"Fine-tuning {config.weights}: its architecture, this run's schedule.")
+    else:
+        architecture, why = resolve_architecture(config, info)
+        if config.architecture == "auto":
+            print(f"Architecture {architecture}, chosen by architecture auto: {why}.")
+        model = CapsNet.from_architecture(
+            architecture,
+            input_shape=info.image_shape,
+            classes=info.classes,
+            capsule_bias=config.capsule_bias,
+            **run_settings,
+        )
+        if config.weights:
             model.load_weights(config.weights)
-        else:
-            model.set_weights(_load_model(config.weights).get_weights())
     momentum = ema_momentum(config, steps)
     ema = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
     adam = EMAWarmupAdam if momentum and config.ema_warmup else keras.optimizers.Adam
@@ -240,11 +272,13 @@ def _schedule(config, steps):
         raise TrainingError(str(error).replace("learning_rate_schedule: ", "")) from None
 
 
-def run(config):
+def run(config, command=None):
     """Trains (or, with `config.testing`, evaluates) one CapsNet; returns its metrics.
 
     Args:
         config: a `TrainConfig`.
+        command: how the run was started, for its preset's metadata (train.py
+            gives its command line; None: this call, with the config).
 
     Returns:
         The dict written to `metrics.json` (`test_metrics.json` when testing):
@@ -281,11 +315,7 @@ def run(config):
     # A loaded model computes in the policy it was saved with (CapsNet's config carries it and
     # hands it to every layer), whatever this machine's `auto` picks.
     policy = model.dtype_policy.name
-    if model.image_shape != info.image_shape or model.classes != info.classes:
-        raise TrainingError(
-            f"The model takes {model.image_shape} images in {model.classes} classes; "
-            f"{info.name} has {info.image_shape} in {info.classes}."
-        )
+    check_fits(model, info, "The model")
 
     start = time.time()
     epochs_run = 0
@@ -370,6 +400,9 @@ def run(config):
         "figures": figure_paths,
         "config": config.to_dict(),
     }
+    if not config.testing:  # the final model as a preset: `CapsNet.from_preset(save_dir/preset)`
+        metrics["preset"] = os.path.join(save_dir, "preset")
+        model.save_to_preset(os.path.join(out_dir, "preset"), preset_metadata(metrics, info, command or f"keras_caps.training.run({config!r})"))
     name = "test_metrics.json" if config.testing else "metrics.json"
     checkpoints.atomic_write_json(os.path.join(out_dir, name), metrics)
     if not is_chief(strategy):
@@ -384,6 +417,26 @@ def run(config):
         f"results in {save_dir}/"
     )
     return metrics
+
+
+def preset_metadata(metrics, info, command):
+    """What a run's preset records of it: data, accuracy, command, seed, machine."""
+    config = metrics["config"]
+    return {
+        "description": f"CapsNet ({metrics['architecture']}) trained by keras-caps on {info.name}",
+        "dataset": info.name,
+        "data_source": metrics["data_source"],
+        "architecture": metrics["architecture"],
+        "test_accuracy": metrics["test_accuracy"],
+        "test_images": info.test_size,
+        "epochs": metrics["epochs"],
+        "seed": config["seed"],
+        "command": command,
+        "machine": metrics["machine"],
+        "policy": metrics["policy"],
+        "backend": metrics["backend"],
+        "config": config,
+    }
 
 
 def _check_search_settings(config):
