@@ -140,7 +140,7 @@ def check_preset(name_or_dir):
     least = n * p - 3 * np.sqrt(n * p * (1 - p)) - 1
     model = CapsNet.from_preset(directory)
     correct = int(np.sum(np.argmax(model.predict(images.astype("float32") / 255, verbose=0), -1) == labels))
-    assert correct >= least, f"{directory}: {correct} of {n} check images right; its metadata's accuracy {p} needs {least:.1f}"
+    assert correct >= least, f"{directory}: {correct} of {n} check images right; accuracy {p} needs {least:.1f}"
     found = {"keras": correct / n}
     if "device" in meta:
         from keras_caps.models.files import TFLiteModel

@@ -42,8 +42,10 @@ def presets():
     data set, classes, input shape, test accuracy and, for device presets, the int8
     file's flash and TFLite Micro arena in bytes."""
     keys = ("description", "dataset", "class_names", "image_shape", "architecture", "test_accuracy", "device")
-    return {name: {k: v for k, v in read_metadata(os.path.join(SHIPPED_DIR, name)).items() if k in keys}
-            for name in shipped_names()}
+    return {
+        name: {k: v for k, v in read_metadata(os.path.join(SHIPPED_DIR, name)).items() if k in keys}
+        for name in shipped_names()
+    }
 
 
 def is_preset(name_or_dir):
@@ -174,9 +176,11 @@ def save_preset(model, directory, metadata=None, device_dir=None, extra_files=()
         shutil.copyfile(path, os.path.join(directory, os.path.basename(path)))
     if device_dir is not None:
         entry["device"] = _device_entry(device_dir, directory)
-    names = sorted(n for n in os.listdir(directory) if os.path.isfile(os.path.join(directory, n)) and n != METADATA_FILE)
-    for sub in sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))):
-        names += sorted(f"{sub}/{n}" for n in os.listdir(os.path.join(directory, sub)))
+    names = []
+    for folder, _, files in sorted(os.walk(directory)):
+        relative = os.path.relpath(folder, directory)
+        names += sorted(n if relative == "." else f"{relative}/{n}" for n in files)
+    names = [n for n in names if n != METADATA_FILE]
     entry["files"] = {name: sha256(os.path.join(directory, name)) for name in names}
     tmp = os.path.join(directory, METADATA_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:

@@ -402,7 +402,8 @@ def run(config, command=None):
     }
     if not config.testing:  # the final model as a preset: `CapsNet.from_preset(save_dir/preset)`
         metrics["preset"] = os.path.join(save_dir, "preset")
-        model.save_to_preset(os.path.join(out_dir, "preset"), preset_metadata(metrics, info, command or f"keras_caps.training.run({config!r})"))
+        command = command or f"keras_caps.training.run({config!r})"
+        model.save_to_preset(os.path.join(out_dir, "preset"), preset_metadata(metrics, info, command))
     name = "test_metrics.json" if config.testing else "metrics.json"
     checkpoints.atomic_write_json(os.path.join(out_dir, name), metrics)
     if not is_chief(strategy):
