@@ -19,13 +19,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--verbose" in sys.argv els
 
 from absl import app, flags
 
+from keras_caps.export.targets import CHOICES
 from keras_caps.export.tflite import VARIANTS
 
 
 def define_flags(fv=flags.FLAGS):
     """Defines the exporter's flags on `fv`: one per `ExportConfig` field, whose checks
     and messages are the values' (naming these flags: keras_caps.cli.flag_names)."""
-    flags.DEFINE_string("model", None, "A .keras CapsNet saved by train.py or model.save.", flag_values=fv)
+    flags.DEFINE_string(
+        "model",
+        None,
+        "A .keras CapsNet saved by train.py or model.save, or a preset (a shipped name such as mnist_micro, "
+        "or a run's preset/ folder).",
+        flag_values=fv,
+    )
     flags.DEFINE_string("out", "dist", "Output folder.", flag_values=fv)
     flags.DEFINE_string("dataset", "mnist", "TFDS data set for calibration and the accuracy report.", flag_values=fv)
     flags.DEFINE_string(
@@ -42,12 +49,23 @@ def define_flags(fv=flags.FLAGS):
         flag_values=fv,
     )
     flags.DEFINE_enum(
+        "target",
+        "auto",
+        list(CHOICES),
+        "What the files are for, which sets the five flags below it unless they are given: any (every "
+        "variant for phones and servers: float32 I/O, grouped_conv, with the decoder) or micro (a "
+        "microcontroller: the int8 file alone, int8 I/O, einsum, scores only, its C array, checked against "
+        "512 KiB flash and a 256 KiB tensor arena, with a warning when over). auto: micro for a model of "
+        "the micro architecture, any otherwise.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
         "int8_io",
-        "float32",
+        None,
         ["float32", "int8", "uint8"],
         "int8 file's images input and scores/reconstruction output type (int8 or uint8 for "
         "integer pipelines, scale 1/255: uint8 images are raw 0..255 pixels; class_id is int32 "
-        "either way).",
+        "either way). Unset: the target's.",
         flag_values=fv,
     )
     flags.DEFINE_bool(
@@ -60,8 +78,8 @@ def define_flags(fv=flags.FLAGS):
     )
     flags.DEFINE_list(
         "variants",
-        list(VARIANTS),
-        f"TFLite variants to write: {', '.join(VARIANTS)}.",
+        None,
+        f"TFLite variants to write: {', '.join(VARIANTS)}. Unset: the target's.",
         flag_values=fv,
     )
     flags.DEFINE_bool(
@@ -76,18 +94,18 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("latency_runs", 50, "Batch-1 calls timed per file (median reported).", flag_values=fv)
     flags.DEFINE_enum(
         "int8_capsule_implementation",
-        "grouped_conv",
+        None,
         ["grouped_conv", "einsum"],
         "How the int8 file computes the digit capsules' u_hat: grouped_conv (one grouped CONV_2D, "
         "fastest in LiteRT, per-channel scales: +5 MB for the paper's model) or einsum (a BATCH_MATMUL: "
-        "the smallest file and tensor arena, for microcontrollers).",
+        "the smallest file and tensor arena, for microcontrollers). Unset: the target's.",
         flag_values=fv,
     )
     flags.DEFINE_bool(
         "scores_only",
-        False,
+        None,
         "Files without the decoder and its reconstruction output (scores and "
-        "class_id only): what a device that needs the class, not the picture, should carry.",
+        "class_id only): what a device that needs the class, not the picture, should carry. Unset: the target's.",
         flag_values=fv,
     )
     flags.DEFINE_bool(
@@ -111,9 +129,9 @@ def define_flags(fv=flags.FLAGS):
     )
     flags.DEFINE_bool(
         "c_array",
-        False,
+        None,
         "Also write the int8 file as C++ source and header (capsnet_int8.cc/.h: "
-        "alignas(16) const unsigned char capsnet_int8_tflite[] and capsnet_int8_tflite_len).",
+        "alignas(16) const unsigned char capsnet_int8_tflite[] and capsnet_int8_tflite_len). Unset: the target's.",
         flag_values=fv,
     )
     flags.DEFINE_float(

@@ -414,3 +414,43 @@ def test_bad_microcontroller_flags_are_refused_before_any_work(tmp_path, flag, m
     result = _export_here(["--model", "absent.keras", "--out", str(tmp_path / "o"), flag])
     assert result.returncode != 0 and message in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_micro_model_exports_for_a_microcontroller_by_default(trained, tmp_path, monkeypatch):
+    folder = trained[0]
+    keras.utils.set_random_seed(0)
+    model = CapsNet.from_architecture("micro", input_shape=(28, 28, 1), classes=10)
+    model.compile(optimizer="adam")
+    x = np.random.default_rng(0).uniform(0, 1, (40, 28, 28, 1)).astype("float32")
+    model.fit(x, np.arange(40) % 10, batch_size=20, epochs=1, verbose=0)
+    model.digit_caps.kernel.assign(model.digit_caps.kernel * 10)  # trained-size routing logits (see `trained`)
+    path = str(tmp_path / "micro.keras")
+    model.save(path)
+    common = ["--model", path, "--data_dir", str(folder / "mnist"), "--latency_runs", "1"]
+    common += ["--calibration_images", "8", "--tflm_images", "4", "--eval_images", "8"]
+    out = tmp_path / "dist"
+    result = _export_here([*common, "--out", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Target micro (a micro-architecture model; `target` chooses another)." in result.stdout
+    assert sorted(n for n in os.listdir(out) if n.startswith("capsnet")) == [
+        "capsnet_int8.cc",
+        "capsnet_int8.h",
+        "capsnet_int8.tflite",
+    ]
+    runner = TFLiteModel(str(out / "capsnet_int8.tflite"))
+    assert runner.input["dtype"] == np.int8 and len(runner.interpreter.get_output_details()) == 2
+    report = json.load(open(out / "report.json"))
+    assert report["context"]["target"] == "micro" and report["context"]["int8_capsule_implementation"] == "einsum"
+    row = next(r for r in report["files"] if r["file"] == "capsnet_int8.tflite")
+    assert row["size_bytes"] < 512 * 1024 and row["tflm_arena_bytes"] < 256 * 1024 and row["over_target"] == []
+    assert "every file within them" in open(out / "report.md").read()
+
+    # Over the target's limits (here made tiny): a warning on the command line and in the report.
+    from keras_caps.export import targets
+
+    monkeypatch.setitem(targets.TARGETS["micro"], "limits", {"size_bytes": 1024, "tflm_arena_bytes": 1024})
+    result = _export_here([*common, "--out", str(tmp_path / "over"), "--target", "micro"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning: capsnet_int8.tflite: its flash takes" in result.stdout
+    assert "over the micro target's 1 KiB" in result.stdout
+    assert "its tensor arena takes" in open(tmp_path / "over" / "report.md").read()

@@ -5,6 +5,7 @@ import dataclasses
 import os
 import tempfile
 
+from keras_caps.export import targets
 from keras_caps.export.tflite import VARIANTS
 
 
@@ -17,35 +18,38 @@ class ExportConfig:
     dataset: str = "mnist"
     data_dir: str | None = None
     test_split: float | None = None
-    int8_io: str = "float32"
+    target: str = "auto"
+    int8_io: str | None = None
     int8_integer_only: bool = True
-    variants: tuple = tuple(VARIANTS)
+    variants: tuple | None = None
     legacy_runtimes: bool = True
     calibration_images: int = 200
     eval_images: int | None = None
     latency_runs: int = 50
-    int8_capsule_implementation: str = "grouped_conv"
-    scores_only: bool = False
+    int8_capsule_implementation: str | None = None
+    scores_only: bool | None = None
     tflm: bool = True
     tflm_images: int = 200
     tflm_arena_limit: int | None = None
-    c_array: bool = False
+    c_array: bool | None = None
     mcu_mhz: float = 480.0
     mcu_macs_per_cycle: float = 1.0
 
     def __post_init__(self):
-        self.variants = tuple(self.variants)
-        if not self.variants or not set(self.variants) <= set(VARIANTS):
-            raise ValueError(
-                "ExportConfig: `variants`: choose from "
-                f"{', '.join(VARIANTS)}; got {', '.join(self.variants) or 'none'}."
-            )
+        if self.variants is not None:
+            self.variants = tuple(self.variants)
+            if not self.variants or not set(self.variants) <= set(VARIANTS):
+                raise ValueError(
+                    "ExportConfig: `variants`: choose from "
+                    f"{', '.join(VARIANTS)}; got {', '.join(self.variants) or 'none'}."
+                )
         choices = (
+            ("target", targets.CHOICES),
             ("int8_io", ("float32", "int8", "uint8")),
             ("int8_capsule_implementation", ("grouped_conv", "einsum")),
         )
         for name, allowed in choices:
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) is not None and getattr(self, name) not in allowed:
                 raise ValueError(
                     f"ExportConfig: `{name}` must be one of {', '.join(allowed)}, got {getattr(self, name)!r}."
                 )
@@ -74,7 +78,6 @@ def export(config):
         keras_caps.models.files.ModelFileError: an unreadable `model`.
         keras_caps.data.idx.DataError: unreadable data.
     """
-    f = config
     import numpy as np
 
     from keras_caps.data.datasets import TfdsSplit, load_data, split_size, to_arrays
@@ -88,7 +91,10 @@ def export(config):
     from keras_caps.models.classifier import write_labels
     from keras_caps.models.files import TFLiteModel, load_capsnet
 
-    trained = load_capsnet(f.model)
+    trained = load_capsnet(config.model)
+    f = targets.resolve(config, trained)
+    if config.target == "auto":
+        print(f"Target {f.target} ({targets.choose_target(trained)[1]}; `target` chooses another).")
     model = float32_copy(trained)
     # An image folder is read as the model saw it: its own size unless the model takes another, in its channels.
     data = load_data(
@@ -220,12 +226,17 @@ def export(config):
             if f.c_array:
                 for written in micro.write_c_array(flat, f.out, "capsnet_int8", "capsnet_int8_tflite", class_names):
                     print(f"  {written}")
+        rows[-1]["over_target"] = targets.over_limits(f.target, rows[-1])
+        for line in rows[-1]["over_target"]:
+            print(f"warning: {line}.")
     scratch.cleanup()
     write_report(
         rows,
         f.out,
         {
             "model": f.model,
+            "target": f.target,
+            "target_limits": targets.TARGETS[f.target]["limits"],
             "dataset": info.name,
             "class_names": class_names,
             "eval_images": count,

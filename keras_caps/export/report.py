@@ -43,5 +43,11 @@ def write_report(rows, out, context):
                 f"| {row['tflm_max_abs_score_diff_reference_kernels']:.3g} | {row['macs'] / 1e6:.2f} "
                 f"| {row['mcu_estimate_ms']:.1f} | {ops} |"
             )
+    over = [line for row in rows for line in row.get("over_target", [])]
+    target = context.get("target")
+    if target and context.get("target_limits"):
+        limits = ", ".join(f"{k.replace('_bytes', '')} {v // 1024} KiB" for k, v in context["target_limits"].items())
+        verdict = "; ".join(over) if over else "every file within them"
+        lines += ["", f"Target {target} (limits: {limits}): {verdict}."]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

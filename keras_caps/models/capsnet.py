@@ -631,6 +631,26 @@ def choose_architecture(input_shape, classes):
     return name, why
 
 
+# What tells the named architectures apart (the rest is the same in all, or chosen per run).
+_STRUCTURE = ("conv_batch_norm", "primary_channels", "primary_dim", "primary_kernel_size", "primary_strides")
+
+
+def architecture_of(model):
+    """The name in `ARCHITECTURES` whose network `model` has (stem, capsules,
+    normalization), or None for one of its own."""
+    config = model.get_config()
+    defaults = {k: p.default for k, p in inspect.signature(CapsNet.__init__).parameters.items() if k != "self"}
+
+    def shape(args):
+        stem = _conv_stack(args["conv_filters"], args["conv_kernel_size"], args["conv_strides"])
+        return stem, [args[k] for k in _STRUCTURE], bool(args["input_standardization"])
+
+    for name, overrides in ARCHITECTURES.items():
+        if shape({**defaults, **overrides}) == shape({**defaults, **config}):
+            return name
+    return None
+
+
 def _conv_stack(filters, kernel_sizes, strides):
     """`[(filters, kernel_size, strides)]` of the convolutions, validated."""
     values = {"conv_filters": filters, "conv_kernel_size": kernel_sizes, "conv_strides": strides}
