@@ -1,6 +1,7 @@
-"""Classify image files with a trained CapsNet: .keras, SavedModel folder or .tflite.
+"""Classify image files with a trained CapsNet: .keras, preset, SavedModel folder or .tflite.
 
     python predict.py --model dist/capsnet_int8.tflite a.png b.jpg
+    python predict.py --model mnist_micro my_digit.png      # a preset shipped in the package
 
 Prints one line per image: the file name, the predicted class and its score
 (the capsule length). Any size or colour mode is accepted (see
@@ -23,7 +24,8 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string(
         "model",
         None,
-        "A .keras CapsNet, a SavedModel folder from `python -m export`, or a .tflite file.",
+        "A .keras CapsNet, a preset (a shipped name such as mnist_micro, or a run's preset/ folder), a "
+        "SavedModel folder from `python -m export`, or a .tflite file.",
         flag_values=fv,
     )
     flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own logs.", flag_values=fv)

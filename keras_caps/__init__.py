@@ -36,6 +36,7 @@ from keras_caps.layers.dense_capsule import DenseCapsule
 from keras_caps.layers.primary_capsule import PrimaryCapsule
 from keras_caps.losses import MarginLoss, margin_loss, reconstruction_loss
 from keras_caps.models.capsnet import ARCHITECTURES, CapsNet
+from keras_caps.models.presets import presets
 from keras_caps.optimizers import EMAWarmupAdam, TorchAdam
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "PrimaryCapsule",
     "TorchAdam",
     "margin_loss",
+    "presets",
     "reconstruction_loss",
     "safe_norm",
     "squash",

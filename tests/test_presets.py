@@ -220,3 +220,37 @@ def test_a_preset_that_does_not_fit_the_data_is_refused_before_training(toy_pres
         "it has 3 classes, the data 10." in result.stderr
     )
     assert not (save / "checkpoints").exists()
+
+
+# ---------------------------------------------------------------- the front ends on the shipped preset
+needs_shipped = pytest.mark.skipif("mnist_micro" not in presets.shipped_names(), reason="mnist_micro not shipped")
+
+
+@pytest.mark.slow
+@needs_shipped
+def test_predict_with_the_shipped_preset_needs_no_data_and_no_training():
+    from tests.helpers import run_program
+
+    examples = os.path.join(presets.SHIPPED_DIR, "mnist_micro", "examples")
+    files = [os.path.join(examples, f"{digit}.png") for digit in (3, 7)]
+    result = run_program("predict.py", "--model", "mnist_micro", *files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["3", "7"]
+
+
+@pytest.mark.slow
+@needs_shipped
+def test_export_and_fine_tuning_take_the_shipped_preset(mnist_dir, tmp_path):
+    from tests.helpers import common, run_cli, train_here
+
+    out = tmp_path / "dist"
+    args = ["--model", "mnist_micro", "--out", str(out), "--data_dir", mnist_dir, "--latency_runs", "1"]
+    result = run_cli("export", *args, "--calibration_images", "8", "--tflm_images", "2", "--eval_images", "8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Target micro" in result.stdout and (out / "capsnet_int8.cc").is_file()
+    assert open(out / "labels.txt").read().split() == [str(d) for d in range(10)]
+
+    save = str(tmp_path / "tuned")
+    result = train_here(*common(mnist_dir, save), "--epochs", "1", "--weights", "mnist_micro", "--nofigures")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.load(open(os.path.join(save, "metrics.json")))["architecture"] == "micro"

@@ -375,6 +375,8 @@ def run(config, command=None):
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
     figure_paths = _figures(model, history, test, out_dir) if config.figures else {}
+    from keras_caps.models.capsnet import architecture_of
+
     metrics = {
         "test_accuracy": results["accuracy"],
         "test_error": 1.0 - results["accuracy"],
@@ -393,7 +395,7 @@ def run(config, command=None):
         "peak_rss_mib": peak_rss_mib(),
         "replicas": strategy.num_replicas_in_sync,
         "data_source": info.source,
-        "architecture": resolve_architecture(config, info)[0],
+        "architecture": architecture_of(model),
         "data_in_memory": info.cached,
         "image_shape": list(info.image_shape),
         "class_names": model.class_names or info.class_names,
