@@ -7,7 +7,7 @@ Prints one line per image: the file name, the predicted class and its score
 (the capsule length). Any size or colour mode is accepted (see
 `keras_caps.data.images.to_model_input`). A missing or unreadable file gets one line
 on stderr naming it; the others are still classified; the exit status is 1.
-The work is `keras_caps.models.classifier.predict_files`.
+The work is `keras_caps.apps.predict.predict_files`.
 """
 
 import os
@@ -33,7 +33,7 @@ def define_flags(fv=flags.FLAGS):
 
 
 def main(flag_values, files):
-    from keras_caps.models.classifier import predict_files
+    from keras_caps.apps.predict import predict_files
 
     if not files:
         raise app.UsageError("Name at least one image file.")

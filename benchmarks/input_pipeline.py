@@ -83,7 +83,7 @@ def main(argv):
         source, cache = FLAGS.one.rsplit(":", 1)
         print(json.dumps(measure(source, cache)), flush=True)
         return
-    from keras_caps.training.precision import describe_machine
+    from keras_caps.machine import describe_machine
 
     if not (FLAGS.idx and FLAGS.folder):
         raise app.UsageError("--idx and --folder are both needed.")

@@ -45,8 +45,8 @@ def main():
     import numpy as np
     from PIL import Image
 
+    from keras_caps.apps.predict import load_classifier, predict_files
     from keras_caps.data.idx import load_mnist_idx
-    from keras_caps.models.classifier import load_classifier, predict_files
 
     _, (x_test, y_test) = load_mnist_idx(args.data_dir)
     rng = np.random.default_rng(args.seed)

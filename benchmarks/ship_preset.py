@@ -40,9 +40,10 @@ def main():
 
     from keras_caps.data.datasets import IDX_CLASS_NAMES
     from keras_caps.data.idx import load_mnist_idx
+    from keras_caps.export.litert import TFLiteModel
     from keras_caps.export.savedmodel import float32_copy
     from keras_caps.models import presets
-    from keras_caps.models.files import TFLiteModel, load_capsnet
+    from keras_caps.models.files import load_capsnet
 
     if not presets.looks_like_name(args.name):
         parser.error(f"--name must be a bare word, got {args.name!r}")

@@ -40,7 +40,7 @@ def prefix(flatbuffer, k):
 
 
 def batch1_ms(flatbuffer, repeats):
-    from keras_caps.models.files import litert_interpreter
+    from keras_caps.export.litert import litert_interpreter
 
     interpreter = litert_interpreter(flatbuffer)
     detail = interpreter.get_input_details()[0]

@@ -123,7 +123,7 @@ def matmul_roofline(n=2048, repeats=10):
 def tflite_latencies(folder):
     import numpy as np
 
-    from keras_caps.models.files import TFLiteModel
+    from keras_caps.export.litert import TFLiteModel
 
     x = np.random.default_rng(0).uniform(0, 1, (1, 28, 28, 1)).astype("float32")
     out = {}

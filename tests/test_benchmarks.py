@@ -51,7 +51,7 @@ def test_tflite_profile_cuts_the_graph_after_each_operator():
     import numpy as np
 
     from benchmarks.tflite_profile import operators, prefix, profile
-    from keras_caps.models.files import litert_interpreter
+    from keras_caps.export.litert import litert_interpreter
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1), batch_size=1)

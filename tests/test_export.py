@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from keras_caps import CapsNet
 from keras_caps.export import ExportError, convert, float32_copy
-from keras_caps.models.files import TFLiteModel
+from keras_caps.export.litert import TFLiteModel
 from tests.helpers import ROOT, run_cli, run_program, write_mnist
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).

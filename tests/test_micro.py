@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from keras_caps.export import micro
+from keras_caps.export.litert import litert_interpreter, quantize_input
 from keras_caps.export.tflite import load_flatbuffer, operator_names, pretransposed_matmul_weights
-from keras_caps.models.files import litert_interpreter, quantize_input
 
 # Subprocess runs, exports and kills: the slow tier (pytest -m 'not slow' skips them).
 pytestmark = pytest.mark.slow

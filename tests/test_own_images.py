@@ -141,7 +141,7 @@ def test_export_on_the_folder_writes_labels_and_named_c_arrays(trained, colour_f
     source = open(os.path.join(out, "capsnet_int8.cc")).read()
     assert 'capsnet_int8_tflite_labels[] = {\n  "cat",\n  "dog",\n  "sea horse",\n};' in source
     assert "extern const char* const capsnet_int8_tflite_labels[];" in open(os.path.join(out, "capsnet_int8.h")).read()
-    from keras_caps.models.files import TFLiteModel
+    from keras_caps.export.litert import TFLiteModel
 
     runner = TFLiteModel(os.path.join(out, "capsnet_int8.tflite"))
     assert runner.image_shape == (24, 24, 3) and runner.input["dtype"] == np.uint8

@@ -10,8 +10,8 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_caps import CapsNet
+from keras_caps.apps.predict import predict_files
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
-from keras_caps.models.classifier import predict_files
 from tests.helpers import run_cli, run_program
 
 
@@ -62,7 +62,7 @@ def test_models_of_other_sets_get_a_plain_resize_in_their_channels():
 
 
 def test_labels_txt_is_read_beside_a_file_or_in_a_folder(tmp_path):
-    from keras_caps.models.classifier import read_labels, write_labels
+    from keras_caps.models.labels import read_labels, write_labels
 
     assert read_labels(str(tmp_path / "m.tflite")) is None
     write_labels(["T-shirt/top", "Ankle boot"], str(tmp_path))

@@ -113,7 +113,7 @@ def test_device_preset_takes_the_int8_file_and_its_figures(toy_preset, tmp_path)
 def test_predict_names_classes_from_a_preset(shipped, monkeypatch, tmp_path):
     from PIL import Image
 
-    from keras_caps.models.classifier import predict_files
+    from keras_caps.apps.predict import predict_files
 
     monkeypatch.chdir(tmp_path)
     Image.fromarray(np.zeros((12, 12), np.uint8)).save("a.png")
@@ -143,7 +143,7 @@ def check_preset(name_or_dir):
     assert correct >= least, f"{directory}: {correct} of {n} check images right; accuracy {p} needs {least:.1f}"
     found = {"keras": correct / n}
     if "device" in meta:
-        from keras_caps.models.files import TFLiteModel
+        from keras_caps.export.litert import TFLiteModel
 
         runner = TFLiteModel(os.path.join(directory, meta["device"]["tflite"]))
         scores = np.concatenate([runner(images[i : i + 1].astype("float32") / 255) for i in range(n)])

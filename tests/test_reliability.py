@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 from keras_caps import CapsNet
-from keras_caps.models.classifier import load_classifier
-from keras_caps.models.files import ModelFileError, TFLiteModel, load_capsnet
+from keras_caps.apps.predict import load_classifier
+from keras_caps.export.litert import TFLiteModel
+from keras_caps.models.files import ModelFileError, load_capsnet
 from tests.chaos import run_with_kills
 from tests.helpers import write_mnist
 

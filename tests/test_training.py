@@ -235,20 +235,20 @@ def _test_arrays(mnist_dir):
 
 
 def test_the_machine_a_run_records_names_the_cpus_family_and_model(monkeypatch):
-    from keras_caps.training import precision
+    from keras_caps import machine as facts
 
     info = "processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 17\n"
     info += "flags\t\t: fpu avx2 avx512f avx512_bf16\n"
-    monkeypatch.setattr(precision, "_cpuinfo", lambda: info * 2)  # two cores, the first one's lines count
-    machine = precision.describe_machine()
+    monkeypatch.setattr(facts, "_cpuinfo", lambda: info * 2)  # two cores, the first one's lines count
+    machine = facts.describe_machine()
     assert (machine["cpu"], machine["cpu_family_model"], machine["avx512"], machine["bf16"]) == (
         "AMD EPYC",
         "25/17",
         True,
         True,
     )
-    monkeypatch.setattr(precision, "_cpuinfo", lambda: "flags\t\t: fpu avx2\n")  # no /proc/cpuinfo lines: no guess
-    machine = precision.describe_machine()
+    monkeypatch.setattr(facts, "_cpuinfo", lambda: "flags\t\t: fpu avx2\n")  # no /proc/cpuinfo lines: no guess
+    machine = facts.describe_machine()
     assert machine["cpu_family_model"] is None and not machine["avx512"] and not machine["bf16"]
 
 

@@ -265,7 +265,7 @@ def verify(flatbuffer, images, litert_scores, arena_limit=None, latency_runs=50)
 
 def litert_reference_scores(flatbuffer, images):
     """Float32 scores of the file in LiteRT with its reference kernels, one image a call, as TFLM runs it."""
-    from keras_caps.models.files import litert_interpreter, quantize_input
+    from keras_caps.export.litert import litert_interpreter, quantize_input
 
     interpreter = litert_interpreter(flatbuffer, reference_kernels=True)
     details = interpreter.get_input_details()[0]

@@ -84,12 +84,13 @@ def export(config):
     from keras_caps.data.folders import FileSplit, decode_all
     from keras_caps.export import micro
     from keras_caps.export.errors import ExportError
+    from keras_caps.export.litert import TFLiteModel
     from keras_caps.export.report import write_report
     from keras_caps.export.savedmodel import export_saved_model, float32_copy
     from keras_caps.export.tflite import CAPSULE_IMPLEMENTATION, convert, op_list
     from keras_caps.export.verify import compare, median_latency_ms, predict_batches
-    from keras_caps.models.classifier import write_labels
-    from keras_caps.models.files import TFLiteModel, load_capsnet
+    from keras_caps.models.files import load_capsnet
+    from keras_caps.models.labels import write_labels
 
     trained = load_capsnet(config.model)
     f = targets.resolve(config, trained)

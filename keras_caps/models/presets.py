@@ -17,9 +17,10 @@ import json
 import os
 import shutil
 
+from keras_caps.models.labels import write_labels
+
 METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.txt"
 # The folder of the presets shipped in the package: one sub-folder per preset, named as the preset.
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shipped_presets")
 # What a device preset takes from an export folder (`python -m export --c_array`), when there.
@@ -170,8 +171,7 @@ def save_preset(model, directory, metadata=None, device_dir=None, extra_files=()
     }
     entry.update(metadata or {})
     if model.class_names:
-        with open(os.path.join(directory, LABELS_FILE), "w", encoding="utf-8") as fh:
-            fh.write("".join(f"{name}\n" for name in model.class_names))
+        write_labels(model.class_names, directory)
     for path in extra_files:
         shutil.copyfile(path, os.path.join(directory, os.path.basename(path)))
     if device_dir is not None:

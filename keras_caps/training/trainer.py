@@ -19,11 +19,12 @@ import time
 import keras
 
 from keras_caps.data.datasets import split_size
+from keras_caps.data.pipeline import input_pipeline
+from keras_caps.machine import describe_machine, peak_rss_mib
 from keras_caps.optimizers import EMAWarmupAdam
 from keras_caps.training import averaging, checkpoints, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
-from keras_caps.training.precision import describe_machine, peak_rss_mib
 
 
 class TrainingError(RuntimeError):
@@ -71,37 +72,15 @@ def _few(names):
 
 
 def batches(split, config, training, seed=None, first_epoch=0):
-    """The input of a run from a split (`(images, labels)` arrays or a `FileSplit`):
-    a tf.data pipeline on TensorFlow, a `PyDataset` of numpy arrays otherwise."""
-    from keras_caps.data.datasets import TfdsSplit
-    from keras_caps.data.folders import FileSplit
-
-    images, labels = (split, None) if isinstance(split, FileSplit | TfdsSplit) else split
-    if keras.backend.backend() == "tensorflow":
-        from keras_caps.data.datasets import make_dataset
-
-        return make_dataset(
-            images,
-            labels,
-            config.batch_size,
-            training=training,
-            shift_pixels=config.shift_pixels,
-            seed=seed,
-            repeat=training,
-            first_epoch=first_epoch,
-            steps_per_epoch=config.steps_per_epoch,
-        )
-    from keras_caps.data.batches import ArrayBatches
-
-    return ArrayBatches(
-        images,
-        labels,
+    """The input of a run from one of its splits, with the config's batch size, shifts and steps."""
+    return input_pipeline(
+        split,
         config.batch_size,
         training=training,
         shift_pixels=config.shift_pixels,
         seed=seed,
-        steps=config.steps_per_epoch if training else None,
         first_epoch=first_epoch,
+        steps_per_epoch=config.steps_per_epoch,
     )
 
 

@@ -1,31 +1,11 @@
-"""Classify images with a trained CapsNet in any of its saved forms: .keras, SavedModel folder or .tflite."""
+"""Classify images with a trained CapsNet in any of its saved forms: .keras, preset, SavedModel folder or .tflite
+(`predict.py`'s work)."""
 
 import os
 import sys
 
 from keras_caps.models import presets
-
-LABELS_FILE = "labels.txt"
-
-
-def read_labels(model_path):
-    """The class names of an exported file: `labels.txt` beside it (or inside a SavedModel
-    folder, or beside that folder), one name per line, as TFLite tools read them; None if absent."""
-    folder = model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path))
-    for candidate in (folder, os.path.dirname(os.path.abspath(folder))):
-        path = os.path.join(candidate, LABELS_FILE)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as fh:
-                return [line.rstrip("\n") for line in fh if line.strip()]
-    return None
-
-
-def write_labels(class_names, folder):
-    """Writes `labels.txt` (one class name per line) into `folder`; returns its path."""
-    path = os.path.join(folder, LABELS_FILE)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("".join(f"{name}\n" for name in class_names))
-    return path
+from keras_caps.models.labels import read_labels
 
 
 def load_classifier(path):
@@ -34,7 +14,8 @@ def load_classifier(path):
     `labels.txt` (None when neither has them)."""
     import numpy as np
 
-    from keras_caps.models.files import ModelFileError, TFLiteModel, load_capsnet
+    from keras_caps.export.litert import TFLiteModel
+    from keras_caps.models.files import ModelFileError, load_capsnet
 
     if presets.is_preset(path):
         model = load_capsnet(path)
