@@ -66,6 +66,15 @@ def weighted_mean(values, sample_weight=None):
     return ops.sum(values * sample_weight) / ops.cast(ops.shape(values)[0], "float32")
 
 
+class SampleMean(keras.losses.Loss):
+    """The batch mean of per-sample losses computed elsewhere (`y_pred`; `y_true` is
+    not used), by Keras's own reduction: weighted like Keras's losses and, under
+    tf.distribute, divided by the replicas whose gradients are summed."""
+
+    def call(self, y_true, y_pred):
+        return y_pred
+
+
 @keras.saving.register_keras_serializable(package="keras_caps")
 class MarginLoss(keras.losses.Loss):
     """Margin loss as a Keras loss, for models of your own built from capsule layers.

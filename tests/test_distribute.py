@@ -136,3 +136,29 @@ def test_chief_is_worker_zero_unless_the_cluster_has_a_chief(tmp_path):
     assert worker_dir(str(tmp_path), make_strategy("default")) == str(tmp_path)
     with pytest.raises(StrategyError, match="Unknown strategy"):
         make_strategy("ring")
+
+
+def test_keras_still_fails_multi_worker_without_the_workaround():
+    """Why CapsNet overrides Keras's private `_maybe_symbolic_build` (and requirements.txt pins
+    Keras): a plain Keras model's fit fails under MultiWorkerMirroredStrategy. When this test
+    fails because fit succeeds, Keras has fixed keras-team/keras#20585: drop the override."""
+    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    configs = [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}} for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.keras_20585_child"],
+            env=dict(ENV, TF_CONFIG=json.dumps(config)),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for config in configs
+    ]
+    try:
+        outputs = [p.communicate(timeout=300)[0].strip().splitlines() for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    last = outputs[0][-1] if outputs[0] else ""
+    assert last.startswith("error:") and "PerReplica" in last, last
