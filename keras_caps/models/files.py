@@ -2,7 +2,10 @@
 
 import os
 
+import keras
+
 from keras_caps.models import presets
+from keras_caps.models.capsnet import CapsNet
 
 
 class ModelFileError(ValueError):
@@ -12,10 +15,6 @@ class ModelFileError(ValueError):
 def load_capsnet(path):
     """Loads a `keras_caps.CapsNet` from a `.keras` file or a preset (a shipped name or a
     preset folder, its files checked first), or raises ModelFileError."""
-    import keras
-
-    from keras_caps.models.capsnet import CapsNet
-
     if presets.is_preset(path):
         try:
             path = presets.model_path(path)

@@ -6,6 +6,7 @@ import math
 from keras_caps.data.datasets import CACHE_MODES
 from keras_caps.data.folders import COLOR_MODES
 from keras_caps.losses import LOSS_FORMS
+from keras_caps.models.capsnet import ARCHITECTURES
 from keras_caps.training import distribution, precision, recipes, schedules
 
 # The choices of the fields that name things, from the modules that own them.
@@ -121,7 +122,6 @@ class TrainConfig:
 
     def __post_init__(self):
         # Here, not at the top: keras_caps.models imports this package.
-        from keras_caps.models.capsnet import ARCHITECTURES
 
         if self.recipe not in RECIPE_NAMES:
             raise ValueError(f"TrainConfig: `recipe` must be one of {', '.join(RECIPE_NAMES)}, got {self.recipe!r}.")

@@ -18,13 +18,16 @@ import time
 
 import keras
 
-from keras_caps.data.datasets import split_size
+from keras_caps.data.datasets import load_data, split_size, spread_images, to_arrays
 from keras_caps.data.pipeline import input_pipeline
 from keras_caps.machine import describe_machine, peak_rss_mib
+from keras_caps.models.capsnet import ARCHITECTURES, CapsNet, architecture_of, choose_architecture
+from keras_caps.models.files import ModelFileError, load_capsnet
 from keras_caps.optimizers import EMAWarmupAdam
-from keras_caps.training import averaging, checkpoints, schedules
+from keras_caps.training import averaging, checkpoints, figures, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
+from keras_caps.training.precision import resolve_policy
 
 
 class TrainingError(RuntimeError):
@@ -45,7 +48,6 @@ def split_validation(train, fraction, seed):
 
 
 def _load_model(path, what="weights"):
-    from keras_caps.models.files import ModelFileError, load_capsnet
 
     try:
         return load_capsnet(path)
@@ -105,8 +107,6 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def _figures(model, history, test, save_dir):
-    from keras_caps.data.datasets import spread_images
-    from keras_caps.training import figures
 
     x_test = spread_images(test, 50)
     paths = {}
@@ -122,8 +122,6 @@ def _figures(model, history, test, save_dir):
 
 def _prepare(config):
     """Checks the save folder, makes the strategy, seeds, sets the policy and loads the data."""
-    from keras_caps.data.datasets import load_data
-    from keras_caps.training.precision import resolve_policy
 
     checkpoints.check_writable(config.save_dir)
     checkpoints.remove_temporaries(config.save_dir)
@@ -155,7 +153,6 @@ def _prepare(config):
 def resolve_architecture(config, info):
     """`(name, why)`: the named architecture of a run; `"auto"` chooses from the data's images
     (`keras_caps.models.capsnet.choose_architecture`)."""
-    from keras_caps.models.capsnet import choose_architecture
 
     if config.architecture != "auto":
         return config.architecture, "as asked"
@@ -164,7 +161,6 @@ def resolve_architecture(config, info):
 
 def _build_or_resume(config, info, steps, done, checkpoint):
     """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new."""
-    from keras_caps.models.capsnet import CapsNet
 
     if config.testing:
         model = _load_model(config.weights)
@@ -354,7 +350,6 @@ def run(config, command=None):
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
     figure_paths = _figures(model, history, test, out_dir) if config.figures else {}
-    from keras_caps.models.capsnet import architecture_of
 
     metrics = {
         "test_accuracy": results["accuracy"],
@@ -463,7 +458,6 @@ def tune(config):
     if config.testing:
         raise TrainingError("`tune` and `testing` exclude each other.")
     _check_search_settings(config)
-    from keras_caps.data.datasets import to_arrays
 
     strategy, seed, _, data = _prepare(config)
     # keras-tuner's trials take arrays: a set read from its files is decoded here.
@@ -472,7 +466,6 @@ def tune(config):
     save_dir = config.save_dir
     if val is None:
         train, val = split_validation(train, config.val_split or 0.1, seed)
-    from keras_caps.models.capsnet import ARCHITECTURES
 
     architecture, why = resolve_architecture(config, info)
     print(
