@@ -146,21 +146,24 @@ def test_recipes_fill_the_fields_left_unset():
 
 
 def test_a_recipes_warm_up_shrinks_for_a_short_run_but_a_given_one_does_not():
-    from keras_caps.training.trainer import _schedule
+    from keras_caps.training.trainer import _schedule, settings_for_run
 
     def warmup(config, steps):
-        schedule = _schedule(config, steps)
+        schedule = _schedule(settings_for_run(config, steps), steps)
         return schedule.warmup_steps if hasattr(schedule, "warmup_steps") else 0
 
     assert warmup(TrainConfig(), 600) == 600  # 20 epochs of MNIST: the recipe's as it is
     assert warmup(TrainConfig(epochs=1), 600) == 60  # a tenth of a one-epoch run
     assert warmup(TrainConfig(epochs=1), 5) == 0
     with pytest.raises(TrainingError, match=r"`warmup_steps` \(600\) leaves no steps of the 600"):
-        _schedule(TrainConfig(epochs=1, warmup_steps=600), 600)
+        _schedule(settings_for_run(TrainConfig(epochs=1, warmup_steps=600), 600), 600)
 
 
 def test_a_recipes_average_spans_at_most_a_tenth_of_a_short_run_but_a_given_one_does_not():
-    from keras_caps.training.trainer import ema_momentum
+    from keras_caps.training.trainer import settings_for_run
+
+    def ema_momentum(config, steps):
+        return settings_for_run(config, steps).ema_momentum
 
     assert ema_momentum(TrainConfig(), 600) == 0.999  # 20 epochs of 60,000 images: the recipe's
     assert ema_momentum(TrainConfig(), 540) == 0.999  # and of the 54,000 a validation run trains on
@@ -178,7 +181,9 @@ def test_a_short_run_of_the_default_recipe_averages_over_its_own_length(mnist_di
     save = str(tmp_path / "run")
     # The default recipe, its momentum 0.999 left to it: 20 steps in all.
     metrics = run(_config(mnist_dir, save, epochs=1, steps_per_epoch=20, figures=False))
-    assert metrics["config"]["ema_momentum"] == 0.999 and metrics["ema_momentum"] == pytest.approx(0.5)
+    # metrics.json records the momentum the run used, not the recipe's.
+    assert metrics["config"]["ema_momentum"] == pytest.approx(0.5) and metrics["ema_momentum"] == pytest.approx(0.5)
+    assert metrics["config"]["warmup_steps"] == 2  # the recipe's 600, cut to a tenth of 20 steps
     model = keras.models.load_model(os.path.join(save, "final.keras"))
     assert model.optimizer.use_ema and model.optimizer.peak_ema_momentum == pytest.approx(0.5)
     assert type(model.optimizer).__name__ == "EMAWarmupAdam"  # the default: the average warms up

@@ -11,6 +11,7 @@ metadata, for `CapsNet.from_preset`). A run whose `save_dir` holds an
 interrupted run's checkpoints continues it.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -208,7 +209,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         )
         if config.weights:
             model.load_weights(config.weights)
-    momentum = ema_momentum(config, steps)
+    momentum = config.ema_momentum
     ema = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
     adam = EMAWarmupAdam if momentum and config.ema_warmup else keras.optimizers.Adam
     model.compile(optimizer=adam(rate, **ema))
@@ -219,30 +220,31 @@ def _build_or_resume(config, info, steps, done, checkpoint):
 _SHORT_RUN_SHARE = 10
 
 
-def ema_momentum(config, steps):
-    """The moving average's momentum for a run of `steps` batches an epoch.
+def settings_for_run(config, steps):
+    """`config` as a run of `steps` batches an epoch uses it, and records it in metrics.json.
 
-    A recipe's average spans at most a tenth of a short run (its window is
-    `1 / (1 - momentum)` steps): a one-epoch run of the 20-epoch recipe would
-    otherwise keep an average still half made of its first, untrained steps'
-    weights (52.9% test accuracy against 99.07% for the trained weights, on
-    MNIST). 20 epochs of 54,000 or 60,000 images keep the recipe's 0.999; a
-    momentum given explicitly is kept as it is.
+    A recipe's warm-up and average take at most a tenth of a short run (the
+    average's window is `1 / (1 - momentum)` steps): a one-epoch run of the
+    20-epoch recipe would otherwise keep an average still half made of its
+    first, untrained steps' weights (52.9% test accuracy against 99.07% for
+    the trained weights, on MNIST). 20 epochs of 54,000 or 60,000 images keep
+    the recipe's 600 steps and 0.999; values given explicitly are kept as they are.
     """
-    momentum = config.ema_momentum
     total = config.epochs * steps
+    changes = {}
+    if "warmup_steps" in config.from_recipe:
+        changes["warmup_steps"] = min(config.warmup_steps, total // _SHORT_RUN_SHARE)
+    momentum = config.ema_momentum
     if momentum and "ema_momentum" in config.from_recipe and total * (1 - momentum) < _SHORT_RUN_SHARE:
-        momentum = max(0.0, 1 - _SHORT_RUN_SHARE / total)
-    return momentum
+        changes["ema_momentum"] = max(0.0, 1 - _SHORT_RUN_SHARE / total)
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _schedule(config, steps):
-    total = config.epochs * steps
-    warmup = config.warmup_steps
-    if "warmup_steps" in config.from_recipe:
-        warmup = min(warmup, total // _SHORT_RUN_SHARE)
     try:
-        return schedules.learning_rate_schedule(config.lr_schedule, config.lr, steps, total, config.lr_decay, warmup)
+        return schedules.learning_rate_schedule(
+            config.lr_schedule, config.lr, steps, config.epochs * steps, config.lr_decay, config.warmup_steps
+        )
     except ValueError as error:
         raise TrainingError(str(error).replace("learning_rate_schedule: ", "")) from None
 
@@ -278,6 +280,7 @@ def run(config, command=None):
     # chief writes into save_dir, the others into a scratch folder deleted at the end.
     out_dir = worker_dir(save_dir, strategy)
     steps = config.steps_per_epoch or math.ceil(split_size(train) / config.batch_size)
+    config = settings_for_run(config, steps)
     done, checkpoint = checkpoints.latest_checkpoint(save_dir)
     history = []
     if done and checkpoint and not config.testing:
