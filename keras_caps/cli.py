@@ -1,7 +1,10 @@
-"""What the command-line programs share: quiet start-up and the `main()` wrapper."""
+"""What the command-line programs share: flags made from a config's fields, quiet
+start-up and the `main()` wrapper."""
 
+import dataclasses
 import re
 import sys
+import types
 
 from absl import app, flags, logging
 
@@ -46,3 +49,56 @@ def absl_main(run, expected_errors, takes_args=False, verbose=lambda flag_values
             sys.exit(1)
 
     return main
+
+
+def _base_type(annotation):
+    """`int` of `int | None`, and so on."""
+    if isinstance(annotation, types.UnionType):
+        (base,) = [t for t in annotation.__args__ if t is not type(None)]
+        return base
+    return annotation
+
+
+def define_config_flags(config_class, flag_values, skip=()):
+    """One flag per field of the dataclass `config_class` (but those in `skip`), of
+    the field's name, default and `help` metadata: an enum where the field has
+    `choices`, a string where it has a `parse` function, a list for a tuple, else
+    of the field's type. They are the calling program's flags (its `--help` lists them)."""
+    caller = sys._getframe(1).f_globals.get("__name__")
+    module = sys.argv[0] if caller == "__main__" else caller
+    for field in dataclasses.fields(config_class):
+        if field.name in skip:
+            continue
+        kind, meta = _base_type(field.type), field.metadata
+        default = field.default
+        common = {"help": meta["help"], "flag_values": flag_values, "module_name": module}
+        if meta.get("parse") is not None:
+            flags.DEFINE_string(field.name, None, **common)
+        elif meta.get("choices"):
+            flags.DEFINE_enum(field.name, default, [c for c in meta["choices"] if c is not None], **common)
+        elif kind is tuple:
+            flags.DEFINE_list(field.name, None if default is None else list(default), **common)
+        else:
+            define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float}
+            define.get(kind, flags.DEFINE_string)(field.name, default, **common)
+
+
+def config_values(config_class, flag_values, skip=()):
+    """The keyword arguments of `config_class` that its flags (`define_config_flags`) hold."""
+    values = {}
+    for field in dataclasses.fields(config_class):
+        if field.name in skip:
+            continue
+        value = flag_values[field.name].value
+        parse = field.metadata.get("parse")
+        values[field.name] = parse(value) if parse is not None and value is not None else value
+    return values
+
+
+def given_flags(config_class, flag_values, program):
+    """`program` and the flags of `config_class`'s fields given on its command line, as a
+    shell would take them back (each as absl writes it)."""
+    import shlex
+
+    names = [f.name for f in dataclasses.fields(config_class)]
+    return shlex.join([*program.split(), *(flag_values[n].serialize() for n in names if flag_values[n].present)])

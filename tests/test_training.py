@@ -60,6 +60,10 @@ def test_train_py_flags_are_the_config_fields():
     assert config.epochs == 3 and config.lr_schedule == "cosine" and config.verbose == 2
     for field in dataclasses.fields(TrainConfig):
         assert values[field.name].default == field.default, field.name
+        assert field.metadata["help"] in values[field.name].help, field.name
+    assert set(values) >= {f.name for f in dataclasses.fields(TrainConfig)} | {"tune"}
+    values(["train.py", "--image_size", "32x48"])
+    assert module.config_from_flags(values).image_size == (32, 48)
 
 
 def test_split_validation_holds_out_a_seeded_share():

@@ -15,6 +15,30 @@ POLICIES = ("auto",) + precision.POLICIES
 STRATEGIES = distribution.STRATEGIES
 TUNERS = ("hyperband", "bayesian")  # keras_caps.training.tuning's algorithms (it imports keras-tuner)
 RECIPE_NAMES = tuple(recipes.RECIPES)
+_RECIPES_TEXT = "; ".join(
+    f"{name}: " + ", ".join(f"{k} {v}" for k, v in values.items() if k != "lr_decay" or v != 0.9)
+    for name, values in recipes.RECIPES.items()
+)
+
+
+def setting(default, help, choices=None, parse=None):
+    """A config field with its help text, its choices (for a command line's enum) and,
+    for a field a command line gives as text, the function that parses that text."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "parse": parse})
+
+
+def parse_image_size(text):
+    """ "32,48", "32x48" or "32" (square) -> (height, width)."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"`image_size` must be HEIGHT,WIDTH (two integers >= 1) or one for a square, got {text!r}.")
+    return size
 
 
 @dataclasses.dataclass
@@ -26,103 +50,137 @@ class TrainConfig:
     (`keras_caps.training.recipes.RECIPES`); one given explicitly wins. Invalid
     values raise `ValueError` naming the field when the config is made.
 
-    Attributes:
-        recipe: `"fast"` (the default: the recipe chosen for 20 epochs),
-            `"reference"` (the PyTorch and Keras ports': 50 epochs of Adam
-            1e-3, x0.9 per epoch) or `"micro"` (for `architecture="micro"`).
-        architecture: `"auto"` (the default: chosen from the data's images,
-            `keras_caps.models.capsnet.choose_architecture`: `paper` for grey
-            images, `paper_norm` for colour ones, `micro` for images too large
-            for those) or a name of `keras_caps.ARCHITECTURES`.
-        routings: routing iterations of the digit capsules (>= 1).
-        epochs: epochs to train (>= 1); with `tune`, each trial's most.
-        batch_size: global batch size (>= 1).
-        lr: peak Adam learning rate (> 0).
-        lr_decay: per-epoch factor of the exponential schedule, in (0, 1].
-        lr_schedule: `"exponential"` (`lr * lr_decay**epoch`) or `"cosine"`
-            (per step, to 0 at the run's last step).
-        warmup_steps: linear warm-up over the first optimizer steps (>= 0).
-        ema_momentum: momentum of a moving average of the weights (Polyak
-            averaging; Keras's `use_ema`) that is validated every epoch and
-            kept as the run's model, in [0, 1); 0: none.
-        ema_warmup: the average's momentum rises as `min(ema_momentum,
-            (1 + t) / (10 + t))` over the steps t (`keras_caps.EMAWarmupAdam`),
-            so that it follows the trained weights from the first epoch on.
-        lam_recon: weight of the mean squared reconstruction error (>= 0).
-        loss_form: `"ports"` or `"authors"`: the margin loss's form
-            (`CapsNet`'s `loss_form`; the authors' weighs reconstruction 20x).
-        capsule_bias: a bias in the digit capsules, as the authors' code has.
-        shift_pixels: random shift of training images, in pixels (>= 0).
-        dataset: a TFDS image classification data set name (with
-            `data_dir` of IDX files: which set they hold, for class names).
-        data_dir: folder of four MNIST-format IDX files, or of images with
-            one sub-folder per class (`keras_caps.data.folders`), instead of TFDS.
-        image_size: `(height, width)` an image folder's images are resized
-            to (None: their own size, when all share it).
-        color_mode: an image folder's `"grayscale"` or `"rgb"` (None: as the
-            files are).
-        test_split: share of a single image tree held out, stratified, as
-            its test set (None: 0.2).
-        cache: `"auto"`, `"memory"` or `"none"`: whether an image folder's
-            decoded images are held in memory (auto: when they fit).
-        save_dir: folder for models, logs, checkpoints and figures.
-        testing: evaluate `weights` on the test set instead of training.
-        weights: a `.keras` file, a preset (shipped name or folder) or a
-            `.weights.h5` file to evaluate or to train further. A model or
-            preset is fine-tuned in its own architecture; it must take the
-            data's images and classes.
-        mixed_precision: `"auto"` or a Keras dtype policy name.
-        seed: seed of weights, shuffling and shifts (None: random).
-        steps_per_epoch: batches per epoch (None: one pass over the data).
-        resume: continue the run in `save_dir` (also automatic when it holds
-            an interrupted run's checkpoints).
-        val_split: share of the training images held out for validation and
-            model selection, in [0, 1); 0 validates on the test set.
-        strategy: `"default"`, `"mirrored"`, `"multi_worker"` or `"tpu"`.
-        tuner: `"hyperband"` or `"bayesian"` (for `tune`).
-        max_trials: most trials of a search (>= 1).
-        verbose: Keras verbosity (0 silent, 1 progress bar, 2 a line per epoch).
-        figures: draw the PNG figures at the end (needs matplotlib).
+    Each field's meaning is its `help` metadata (`dataclasses.fields(TrainConfig)`),
+    from which `train.py` makes its flag of the same name.
     """
 
-    recipe: str = "fast"
-    architecture: str = "auto"
-    routings: int = 3
-    epochs: int | None = None
-    batch_size: int = 100
-    lr: float | None = None
-    lr_decay: float | None = None
-    lr_schedule: str | None = None
-    warmup_steps: int | None = None
-    ema_momentum: float | None = None
-    ema_warmup: bool = True
-    lam_recon: float = 0.392
-    loss_form: str = "ports"
-    capsule_bias: bool = False
-    shift_pixels: int = 2
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    image_size: tuple | None = None
-    color_mode: str | None = None
-    test_split: float | None = None
-    cache: str = "auto"
-    save_dir: str = "runs/capsnet"
-    testing: bool = False
-    weights: str | None = None
-    mixed_precision: str = "auto"
-    seed: int | None = None
-    steps_per_epoch: int | None = None
-    resume: bool = False
-    val_split: float = 0.0
-    strategy: str = "default"
-    tuner: str = "hyperband"
-    max_trials: int = 10
-    verbose: int = 1
-    figures: bool = True
+    recipe: str = setting(
+        "fast",
+        "The schedule settings left unset take (epochs, lr, lr_decay, lr_schedule, warmup_steps, "
+        "ema_momentum). fast (the default) is 20 epochs of the paper's model (its measured test error: "
+        "BENCHMARKS.md, section 1); reference is the PyTorch/Keras ports' schedule, 50 epochs; micro is "
+        f"architecture micro's. {_RECIPES_TEXT}.",
+        RECIPE_NAMES,
+    )
+    architecture: str = setting(
+        "auto",
+        "auto (the default): chosen from the data's images and printed: paper for grey images, paper_norm "
+        "for colour ones, micro for images too large for those. paper: the paper's CapsNet (8.2M weights "
+        "on MNIST). paper_norm: the paper's with each image standardized and batch normalization in its "
+        "stem, which learns on colour images whose backgrounds are not black. micro: 0.26M weights before "
+        "the decoder (three convolutions with batch normalization, 128 primary capsules), whose int8 file "
+        "fits a microcontroller; train it with recipe micro (keras_caps.ARCHITECTURES, BENCHMARKS.md).",
+        ("auto",) + tuple(ARCHITECTURES),
+    )
+    routings: int = setting(3, "Routing iterations of the digit capsules (>= 1).")
+    epochs: int | None = setting(None, "Epochs to train (>= 1; default: the recipe's); with tune, each trial's most.")
+    batch_size: int = setting(100, "Global batch size (>= 1).")
+    lr: float | None = setting(None, "Peak Adam learning rate (> 0; default: the recipe's).")
+    lr_decay: float | None = setting(
+        None, "Learning rate multiplier per epoch of the exponential schedule: lr * lr_decay**epoch (0 < d <= 1)."
+    )
+    lr_schedule: str | None = setting(
+        None,
+        "exponential: lr * lr_decay**epoch (the reference's). cosine: from lr down to 0 at the run's last step, "
+        "a cosine per step (lr_decay unused). Default: the recipe's.",
+        SCHEDULE_NAMES,
+    )
+    warmup_steps: int | None = setting(
+        None,
+        "Linear learning-rate warm-up over the first N optimizer steps of a run, before either schedule "
+        "(0: none; default: the recipe's, cut to a tenth of a shorter run).",
+    )
+    ema_momentum: float | None = setting(
+        None,
+        "Keep a moving average of the weights with this momentum (Polyak averaging, [0, 1); 0: none; "
+        "default: the recipe's, lowered for a run too short for it, so that the average spans at most a tenth "
+        "of the run's steps): it is validated every epoch and is the run's best.keras and final.keras.",
+    )
+    ema_warmup: bool = setting(
+        True,
+        "The average's momentum rises as min(ema_momentum, (1 + t) / (10 + t)) over the steps t "
+        "(TensorFlow's num_updates form, keras_caps.EMAWarmupAdam), so the average follows the trained "
+        "weights from the first epoch; off: Keras's plain average.",
+    )
+    lam_recon: float = setting(0.392, "Weight of the mean squared reconstruction error (>= 0; 0.0005 * 784).")
+    loss_form: str = setting(
+        "ports",
+        "ports: the margin loss summed over classes (the paper's, the PyTorch/Keras ports'). authors: the "
+        "authors' code's (half the present term, a quarter the absent one, averaged over classes), beside "
+        "which the reconstruction weighs 20x as much on 10 classes.",
+        tuple(LOSS_FORMS),
+    )
+    capsule_bias: bool = setting(
+        False, "A bias per digit-capsule component before each squash, as the authors' code has (0.1 at start)."
+    )
+    shift_pixels: int = setting(2, "Random shift of training images, up to this many pixels (0 = none).")
+    dataset: str = setting(
+        "mnist",
+        "TFDS image classification data set (mnist, fashion_mnist, cifar10, ...); with data_dir of IDX files, "
+        "which set they hold (for class names).",
+    )
+    data_dir: str | None = setting(
+        None,
+        "Folder with the four MNIST IDX files (.gz or raw), or of images (PNG, JPEG, BMP, GIF) with one "
+        "sub-folder per class: DIR/train/<class>/ and DIR/test/<class>/ (DIR/val/<class>/ optional), or one "
+        "tree DIR/<class>/ split by test_split and val_split. TFDS if unset.",
+    )
+    image_size: tuple | None = setting(
+        None,
+        "An image folder's images resized to HEIGHT,WIDTH (or one number for a square); unset: their own "
+        "size, which they must then share.",
+        parse=lambda text: parse_image_size(text),
+    )
+    color_mode: str | None = setting(
+        None,
+        "An image folder's images as grey or RGB; unset: as the files are (RGB if any has colour).",
+        COLOR_MODES,
+    )
+    test_split: float | None = setting(
+        None,
+        "Share of a single image tree (no test/ folder) held out, stratified and seeded, as its test set (unset: 0.2).",
+    )
+    cache: str = setting(
+        "auto",
+        "An image folder's decoded images in memory: auto (when they fit in a quarter of the free memory, "
+        "at most 4 GiB), memory (always) or none (decoded from the files as training goes, in parallel).",
+        CACHE_MODES,
+    )
+    save_dir: str = setting("runs/capsnet", "Folder for models, logs, checkpoints, figures and the preset.")
+    testing: bool = setting(False, "Evaluate weights on the test set and draw figures; no training.")
+    weights: str | None = setting(
+        None,
+        "A .keras model, a preset (a shipped name such as mnist_micro, or a run's preset/ folder) or a "
+        ".weights.h5 file: evaluated with testing, else trained further (a model or preset in its own "
+        "architecture; it must take the data's images and classes).",
+    )
+    mixed_precision: str = setting(
+        "auto", "Dtype policy. auto: mixed_float16 on GPU, mixed_bfloat16 on CPUs with bf16, else float32.", POLICIES
+    )
+    seed: int | None = setting(None, "Random seed for weights, shuffling and shifts (unset: random).")
+    steps_per_epoch: int | None = setting(None, "Batches per epoch (default: one pass over the training set).")
+    resume: bool = setting(
+        False,
+        "Continue from the last completed epoch in save_dir (also automatic when save_dir holds checkpoints "
+        "of an interrupted run).",
+    )
+    val_split: float = setting(
+        0.0,
+        "Share of the training set held out for validation and best-model selection, in [0, 1); 0 validates "
+        "on the test set, as the PyTorch reference does.",
+    )
+    strategy: str = setting(
+        "default",
+        "tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
+        "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG) or tpu. batch_size is global.",
+        STRATEGIES,
+    )
+    tuner: str = setting("hyperband", "Search algorithm of a hyperparameter search.", TUNERS)
+    max_trials: int = setting(10, "Most trials (models tried) of a hyperparameter search (>= 1).")
+    verbose: int = setting(1, "0 silent, 1 progress bar, 2 one line per epoch.")
+    figures: bool = setting(True, "PNG figures at the end: training curves, reconstructions, latent walk.")
 
     def __post_init__(self):
-        # Here, not at the top: keras_caps.models imports this package.
-
         if self.recipe not in RECIPE_NAMES:
             raise ValueError(f"TrainConfig: `recipe` must be one of {', '.join(RECIPE_NAMES)}, got {self.recipe!r}.")
         # Not a field: which values came from the recipe (a recipe's warm-up shrinks for a short run).
