@@ -72,3 +72,21 @@ def test_architecture_of_names_the_built_network():
     for name in ("paper", "paper_norm", "micro"):
         assert architecture_of(CapsNet.from_architecture(name, input_shape=(28, 28, 1), classes=10)) == name
     assert architecture_of(CapsNet(input_shape=(28, 28, 1), classes=10, conv_filters=16)) is None
+
+
+def test_export_flags_are_the_config_fields():
+    import dataclasses
+
+    from absl import flags
+
+    from tests.helpers import program_module
+
+    values = flags.FlagValues()
+    program_module("export").define_flags(values)
+    for field in dataclasses.fields(ExportConfig):
+        assert values[field.name].default == (
+            list(field.default) if isinstance(field.default, tuple) else field.default
+        )
+        assert field.metadata["help"] in values[field.name].help, field.name
+    with pytest.raises(ValueError, match="`model` .* is required"):
+        ExportConfig()

@@ -7,35 +7,98 @@ import tempfile
 
 from keras_caps.export import targets
 from keras_caps.export.tflite import VARIANTS
+from keras_caps.settings import setting
 
 
 @dataclasses.dataclass
 class ExportConfig:
-    """What to export and how to check it; see `python -m export --help` for each field."""
+    """What to export and how to check it: each field's `help` metadata says what it
+    means (and is `python -m export --help`'s text for its flag)."""
 
-    model: str
-    out: str = "dist"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    test_split: float | None = None
-    target: str = "auto"
-    int8_io: str | None = None
-    int8_integer_only: bool = True
-    variants: tuple | None = None
-    legacy_runtimes: bool = True
-    calibration_images: int = 200
-    eval_images: int | None = None
-    latency_runs: int = 50
-    int8_capsule_implementation: str | None = None
-    scores_only: bool | None = None
-    tflm: bool = True
-    tflm_images: int = 200
-    tflm_arena_limit: int | None = None
-    c_array: bool | None = None
-    mcu_mhz: float = 480.0
-    mcu_macs_per_cycle: float = 1.0
+    model: str | None = setting(
+        None,
+        "A .keras CapsNet saved by train.py or model.save, or a preset (a shipped name such as mnist_micro, "
+        "or a run's preset/ folder).",
+    )
+    out: str = setting("dist", "Output folder.")
+    dataset: str = setting("mnist", "TFDS data set for calibration and the accuracy report.")
+    data_dir: str | None = setting(
+        None,
+        "Folder with MNIST-format IDX files, or an image folder with one sub-folder per class (as train.py "
+        "reads it, at the model's size and channels), instead of TFDS.",
+    )
+    test_split: float | None = setting(
+        None, "A single image tree's test share, as given to train.py (unset: 0.2); the same images are held out."
+    )
+    target: str = setting(
+        "auto",
+        "What the files are for, which sets variants, int8_io, int8_capsule_implementation, scores_only and "
+        "c_array unless they are given: any (every variant for phones and servers: float32 I/O, grouped_conv, "
+        "with the decoder) or micro (a microcontroller: the int8 file alone, int8 I/O, einsum, scores only, "
+        "its C array, checked against 512 KiB flash and a 256 KiB tensor arena, with a warning when over). "
+        "auto: micro for a model of the micro architecture, any otherwise.",
+        targets.CHOICES,
+    )
+    int8_io: str | None = setting(
+        None,
+        "int8 file's images input and scores/reconstruction output type (int8 or uint8 for integer pipelines, "
+        "scale 1/255: uint8 images are raw 0..255 pixels; class_id is int32 either way). Unset: the target's.",
+        ("float32", "int8", "uint8"),
+    )
+    int8_integer_only: bool = setting(
+        True,
+        "int8 file with every op in int8, the squash in an integer-friendly form (Edge TPUs, float-less "
+        "microcontrollers); off keeps the exact squash in float inside it.",
+    )
+    variants: tuple | None = setting(None, f"TFLite variants to write: {', '.join(VARIANTS)}. Unset: the target's.")
+    legacy_runtimes: bool = setting(
+        True,
+        "Keep every file runnable in tflite-runtime 2.14 (per-tensor int8 weights in dense layers); off for "
+        "per-channel.",
+    )
+    calibration_images: int = setting(200, "Training images used to calibrate the int8 file.")
+    eval_images: int | None = setting(None, "Test images for the accuracy report (default: all).")
+    latency_runs: int = setting(50, "Batch-1 calls timed per file (median reported).")
+    int8_capsule_implementation: str | None = setting(
+        None,
+        "How the int8 file computes the digit capsules' u_hat: grouped_conv (one grouped CONV_2D, fastest in "
+        "LiteRT, per-channel scales: +5 MB for the paper's model) or einsum (a BATCH_MATMUL: the smallest file "
+        "and tensor arena, for microcontrollers). Unset: the target's.",
+        ("grouped_conv", "einsum"),
+    )
+    scores_only: bool | None = setting(
+        None,
+        "Files without the decoder and its reconstruction output (scores and class_id only): what a device "
+        "that needs the class, not the picture, should carry. Unset: the target's.",
+    )
+    tflm: bool = setting(
+        True,
+        "Run the int8 file in TFLite Micro's interpreter: smallest tensor arena, batch-1 latency, agreement "
+        "with LiteRT; an op TFLM lacks is an error.",
+    )
+    tflm_images: int = setting(
+        200, "Test images run through TFLite Micro (one at a time) for the agreement with LiteRT; at most eval_images."
+    )
+    tflm_arena_limit: int | None = setting(
+        None, "The device's RAM for the tensor arena, in bytes (e.g. 262144): a model needing more is an error."
+    )
+    c_array: bool | None = setting(
+        None,
+        "Also write the int8 file as C++ source and header (capsnet_int8.cc/.h: alignas(16) const unsigned "
+        "char capsnet_int8_tflite[] and capsnet_int8_tflite_len). Unset: the target's.",
+    )
+    mcu_mhz: float = setting(
+        480.0, "Clock of the microcontroller for the latency estimate (480: a Cortex-M7 such as the STM32H7)."
+    )
+    mcu_macs_per_cycle: float = setting(
+        1.0,
+        "Assumed int8 multiply-accumulates per cycle of that microcontroller for the estimate (CMSIS-NN's "
+        "dual 16-bit MAC gives at most 2).",
+    )
 
     def __post_init__(self):
+        if not isinstance(self.model, str | os.PathLike) or not str(self.model):
+            raise ValueError(f"ExportConfig: `model` (a .keras file or a preset) is required, got {self.model!r}.")
         if self.variants is not None:
             self.variants = tuple(self.variants)
             if not self.variants or not set(self.variants) <= set(VARIANTS):

@@ -7,6 +7,7 @@ from keras_caps.data.datasets import CACHE_MODES
 from keras_caps.data.folders import COLOR_MODES
 from keras_caps.losses import LOSS_FORMS
 from keras_caps.models.capsnet import ARCHITECTURES
+from keras_caps.settings import setting
 from keras_caps.training import distribution, precision, recipes, schedules
 
 # The choices of the fields that name things, from the modules that own them.
@@ -19,12 +20,6 @@ _RECIPES_TEXT = "; ".join(
     f"{name}: " + ", ".join(f"{k} {v}" for k, v in values.items() if k != "lr_decay" or v != 0.9)
     for name, values in recipes.RECIPES.items()
 )
-
-
-def setting(default, help, choices=None, parse=None):
-    """A config field with its help text, its choices (for a command line's enum) and,
-    for a field a command line gives as text, the function that parses that text."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "parse": parse})
 
 
 def parse_image_size(text):
