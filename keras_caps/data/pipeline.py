@@ -18,25 +18,7 @@ def input_pipeline(split, batch_size, training, shift_pixels=2, seed=None, first
     `steps_per_epoch` batches an epoch (None: one pass).
     """
     images, labels = (split, None) if isinstance(split, FileSplit | TfdsSplit) else split
+    common = {"training": training, "shift_pixels": shift_pixels, "seed": seed, "first_epoch": first_epoch}
     if keras.backend.backend() == "tensorflow":
-        return make_dataset(
-            images,
-            labels,
-            batch_size,
-            training=training,
-            shift_pixels=shift_pixels,
-            seed=seed,
-            repeat=training,
-            first_epoch=first_epoch,
-            steps_per_epoch=steps_per_epoch,
-        )
-    return ArrayBatches(
-        images,
-        labels,
-        batch_size,
-        training=training,
-        shift_pixels=shift_pixels,
-        seed=seed,
-        steps=steps_per_epoch if training else None,
-        first_epoch=first_epoch,
-    )
+        return make_dataset(images, labels, batch_size, repeat=training, steps_per_epoch=steps_per_epoch, **common)
+    return ArrayBatches(images, labels, batch_size, steps=steps_per_epoch if training else None, **common)
