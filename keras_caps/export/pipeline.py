@@ -161,11 +161,12 @@ def export(config):
         print(f"Target {f.target} ({targets.choose_target(trained)[1]}; `target` chooses another).")
     model = float32_copy(trained)
     # An image folder is read as the model saw it: its own size unless the model takes another, in its channels.
+    image_size, color_mode = _folder_reading(model, f.data_dir)
     data = load_data(
         f.dataset,
         f.data_dir,
-        image_size=_folder_size_for(model, f.data_dir),
-        color_mode=_folder_color_for(model, f.data_dir),
+        image_size=image_size,
+        color_mode=color_mode,
         test_split=f.test_split,
         cache="none",
     )
@@ -323,18 +324,14 @@ def export(config):
     return rows
 
 
-def _folder_size_for(model, data_dir):
-    from keras_caps.data.folders import is_image_folder
-
-    return tuple(model.image_shape[:2]) if data_dir and is_image_folder(data_dir) else None
-
-
-def _folder_color_for(model, data_dir):
+def _folder_reading(model, data_dir):
+    """`(image_size, color_mode)` to read an image folder at as the model takes images;
+    `(None, None)` for other data."""
     from keras_caps.data.folders import is_image_folder
 
     if not (data_dir and is_image_folder(data_dir)):
-        return None
-    return "grayscale" if model.image_shape[-1] == 1 else "rgb"
+        return None, None
+    return tuple(model.image_shape[:2]), "grayscale" if model.image_shape[-1] == 1 else "rgb"
 
 
 def _folder_size(path):
