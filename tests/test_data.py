@@ -99,7 +99,9 @@ def test_load_arrays_from_idx(tmp_path):
         data.load_arrays("cifar10", str(tmp_path))
 
 
-@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+@pytest.mark.parametrize(
+    "name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)), ("svhn_cropped", (32, 32, 3))]
+)
 def test_load_arrays_from_tfds_mock(name, shape, monkeypatch):
     # TFDS's mock stands in for the download of an online machine.
     monkeypatch.setattr(data, "_can_resolve", lambda host: True)
