@@ -160,21 +160,23 @@ def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machine
     assert labels[1].endswith("0.28% after 2 epochs, AMD EPYC (family/model 25/1, 2 cores, no AVX-512), mixed_bfloat16")
 
 
-def test_converged_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, monkeypatch, capsys):
+def test_long_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, monkeypatch, capsys):
     import json
     import os
     import subprocess
 
-    from benchmarks import converged_runs
+    from benchmarks import long_runs
 
-    results, runs = tmp_path / "results", tmp_path / "runs"
-    assert converged_runs.pending(str(results)) == ["fast_s0", "reference20_s0", "fast_s1", "fast_s2"]
+    results, runs_dir = tmp_path / "results", tmp_path / "runs"
+    runs = long_runs.read_runs(os.path.join(long_runs.ROOT, "benchmarks", "runs", "converged.txt"))
+    assert long_runs.pending(runs, str(results)) == ["fast_s0", "reference20_s0", "fast_s1", "fast_s2"]
     # The default command for the recipe's seeds; the reference's schedule cut to the recipe's 20 epochs.
-    assert converged_runs.command("fast_s1", "D", str(runs))[1:] == [
-        os.path.join(converged_runs.ROOT, "train.py"),
-        *("--routings", "3", "--data_dir", "D", "--verbose", "2", "--save_dir", str(runs / "fast_s1"), "--seed", "1"),
+    assert long_runs.command(runs, "fast_s1", "D", str(runs_dir))[1:] == [
+        os.path.join(long_runs.ROOT, "train.py"),
+        *("--routings", "3", "--data_dir", "D", "--verbose", "2", "--save_dir", str(runs_dir / "fast_s1")),
+        *("--seed", "1"),
     ]
-    assert "--recipe reference --epochs 20 --seed 0" in " ".join(converged_runs.command("reference20_s0", "D", "R"))
+    assert "--recipe reference --epochs 20 --seed 0" in " ".join(long_runs.command(runs, "reference20_s0", "D", "R"))
     ran = []
 
     def fake_train(cmd, cwd):  # a finished run writes its record; seed 1's run fails
@@ -188,23 +190,35 @@ def test_converged_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path
                 json.dump({"run": os.path.basename(save_dir)}, f)
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(converged_runs.subprocess, "run", fake_train)
+    monkeypatch.setattr(long_runs.subprocess, "run", fake_train)
+    runs_file = str(tmp_path / "mine.txt")
+    with open(runs_file, "w") as fh:
+        fh.write("# a comment\nfast_s0 --seed 0\nreference20_s0 --recipe reference --epochs 20 --seed 0\n\n")
+        fh.write("fast_s1 --seed 1  # seed 1\nfast_s2 --seed 2\n")
     with pytest.raises(SystemExit):  # argparse's error names the folder
-        converged_runs.main(["--data_dir", str(tmp_path / "absent"), "--dry_run"])
+        long_runs.main([runs_file, "--data_dir", str(tmp_path / "absent"), "--dry_run"])
     assert "--data_dir " + str(tmp_path / "absent") + ": no such folder" in capsys.readouterr().err
-    args = ["--data_dir", str(tmp_path), "--runs_dir", str(runs), "--results", str(results)]
-    assert converged_runs.main([*args, "--one"]) == ["fast_s0"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("fast_s0 --seed 0\n--seed 1\n")
+    with pytest.raises(SystemExit):
+        long_runs.main([str(bad), "--data_dir", str(tmp_path)])
+    assert "bad.txt:2: a line must start with a new run's name, got '--seed'" in capsys.readouterr().err
+    args = [runs_file, "--data_dir", str(tmp_path), "--runs_dir", str(runs_dir), "--results", str(results)]
+    assert long_runs.main([*args, "--one"]) == ["fast_s0"]
     assert json.load(open(results / "fast_s0" / "metrics.json")) == {"run": "fast_s0"}
     with pytest.raises(SystemExit, match="fast_s1 failed .*exit status 1"):
-        converged_runs.main(args)
+        long_runs.main(args)
     assert ran == ["fast_s0", "reference20_s0", "fast_s1"]
-    assert converged_runs.pending(str(results)) == ["fast_s1", "fast_s2"]
+    assert long_runs.pending(runs, str(results)) == ["fast_s1", "fast_s2"]
     # A dry run prints the pending commands and runs nothing.
     capsys.readouterr()
-    assert converged_runs.main([*args, "--dry_run"]) == ["fast_s1", "fast_s2"] and len(ran) == 3
+    assert long_runs.main([*args, "--dry_run"]) == ["fast_s1", "fast_s2"] and len(ran) == 3
     assert [json.loads(line)["run"] for line in capsys.readouterr().out.splitlines()] == ["fast_s1", "fast_s2"]
     with pytest.raises(FileNotFoundError, match="no history.json, metrics.json; the run did not finish"):
-        converged_runs.keep_record("fast_s2", str(runs), str(results))
+        long_runs.keep_record("fast_s2", str(runs_dir), str(results))
+    # With no --results, the records go to benchmarks/results/<runs file's name>: all four are there.
+    converged = os.path.join(long_runs.ROOT, "benchmarks", "runs", "converged.txt")
+    assert long_runs.main([converged, "--data_dir", "."]) == []
 
 
 def test_recoloured_digits_keep_their_shape_on_contrasting_colours(tmp_path):

@@ -1,10 +1,12 @@
-"""The converged-accuracy runs of BENCHMARKS.md section 1, carried on across sessions.
+"""Long training runs, carried on across sessions: the runs a runs file names.
 
-    python benchmarks/converged_runs.py --data_dir ../shared/data/mnist [--runs_dir ~/runs] [--one] [--dry_run]
+    python benchmarks/long_runs.py benchmarks/runs/converged.txt --data_dir ../shared/data/mnist \
+        [--runs_dir ~/runs] [--results benchmarks/results/converged] [--one] [--dry_run]
 
-Runs, one after another, each of the four runs (three seeds of the default command, the
-reference's schedule for the same 20 epochs) whose record is not yet in `--results`
-(benchmarks/results/converged/NAME/{history,metrics}.json), and copies each finished run's record
+The runs file holds one run a line: its name, then train.py's flags beyond `--routings 3
+--data_dir D --verbose 2 --save_dir RUNS_DIR/NAME` (`#` starts a comment). Runs, one after
+another, each run whose record is not yet in `--results` (RESULTS/NAME/{history,metrics}.json;
+by default benchmarks/results/ and the runs file's name), and copies each finished run's record
 there. A run's checkpoints live in `--runs_dir`/NAME, so a killed run continues where it stopped
 when this is started again with the same `--runs_dir`: on another machine too, where that folder
 travels (sessions keep it in the working tree, `--runs_dir carried_runs`, since their home folder
@@ -17,36 +19,45 @@ does not reach the next one). Prints one JSON line per run. Then, for the table 
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "converged")
 RECORD = ("history.json", "metrics.json")
-# In the order they are run: the headline first, then the comparison, then the spread.
-RUNS = (
-    ("fast_s0", ("--seed", "0")),
-    ("reference20_s0", ("--recipe", "reference", "--epochs", "20", "--seed", "0")),
-    ("fast_s1", ("--seed", "1")),
-    ("fast_s2", ("--seed", "2")),
-)
 
 
-def pending(results=RESULTS):
-    """The runs whose record is not (wholly) in `results`, in the order to run them."""
-    return [name for name, _ in RUNS if not all(os.path.isfile(os.path.join(results, name, f)) for f in RECORD)]
+def read_runs(path):
+    """`[(name, flags)]` of a runs file, in its order; a ValueError names a bad line."""
+    runs = []
+    with open(path) as fh:
+        for number, line in enumerate(fh, 1):
+            words = shlex.split(line, comments=True)
+            if not words:
+                continue
+            if words[0].startswith("-") or words[0] in dict(runs):
+                raise ValueError(f"{path}:{number}: a line must start with a new run's name, got {words[0]!r}.")
+            runs.append((words[0], tuple(words[1:])))
+    if not runs:
+        raise ValueError(f"{path}: names no run.")
+    return runs
 
 
-def command(name, data_dir, runs_dir):
-    """train.py's command line for run `name`."""
-    args = dict(RUNS)[name]
+def pending(runs, results):
+    """The names of `runs` whose record is not (wholly) in `results`, in the order to run them."""
+    return [name for name, _ in runs if not all(os.path.isfile(os.path.join(results, name, f)) for f in RECORD)]
+
+
+def command(runs, name, data_dir, runs_dir):
+    """train.py's command line for run `name` of `runs`."""
+    args = dict(runs)[name]
     save_dir = os.path.join(runs_dir, name)
     train = [sys.executable, os.path.join(ROOT, "train.py"), "--routings", "3", "--data_dir", data_dir]
     return [*train, "--verbose", "2", "--save_dir", save_dir, *args]
 
 
-def keep_record(name, runs_dir, results=RESULTS):
+def keep_record(name, runs_dir, results):
     """Copies a finished run's history.json and metrics.json into `results`/NAME."""
     source = os.path.join(runs_dir, name)
     missing = [f for f in RECORD if not os.path.isfile(os.path.join(source, f))]
@@ -60,28 +71,35 @@ def keep_record(name, runs_dir, results=RESULTS):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", help="the runs file (benchmarks/runs/*.txt)")
     p.add_argument("--data_dir", required=True, help="the four MNIST IDX files (train.py's --data_dir)")
     p.add_argument("--runs_dir", default=os.path.expanduser("~/runs"), help="the runs' --save_dir parent")
-    p.add_argument("--results", default=RESULTS, help="where finished runs' records are kept")
+    p.add_argument("--results", help="where finished runs' records are kept (default: benchmarks/results/RUNS)")
     p.add_argument("--one", action="store_true", help="run only the next pending run")
     p.add_argument("--dry_run", action="store_true", help="print the pending runs' commands, run nothing")
     args = p.parse_args(argv)
     if not os.path.isdir(args.data_dir):
         p.error(f"--data_dir {args.data_dir}: no such folder.")
+    try:
+        runs = read_runs(args.runs)
+    except (OSError, ValueError) as error:
+        p.error(str(error))
+    stem = os.path.splitext(os.path.basename(args.runs))[0]
+    results = args.results or os.path.join(ROOT, "benchmarks", "results", stem)
     # train.py runs in the repository's root: the folders are taken from where this was started.
     data_dir, runs_dir = os.path.abspath(args.data_dir), os.path.abspath(args.runs_dir)
-    names = pending(args.results)[: 1 if args.one else None]
+    names = pending(runs, results)[: 1 if args.one else None]
     for name in names:
-        cmd = command(name, data_dir, runs_dir)
+        cmd = command(runs, name, data_dir, runs_dir)
         if args.dry_run:
             print(json.dumps({"run": name, "command": cmd}))
             continue
         rc = subprocess.run(cmd, cwd=ROOT).returncode
         if rc != 0:
-            sys.exit(f"converged_runs.py: {name} failed (train.py exit status {rc}); its log is above.")
-        print(json.dumps({"run": name, "record": keep_record(name, runs_dir, args.results)}))
+            sys.exit(f"long_runs.py: {name} failed (train.py exit status {rc}); its log is above.")
+        print(json.dumps({"run": name, "record": keep_record(name, runs_dir, results)}))
     if not names:
-        print(json.dumps({"pending": [], "results": args.results}))
+        print(json.dumps({"pending": [], "results": results}))
     return names
 
 
