@@ -121,6 +121,24 @@ def write_mnist(folder, n_train=30, n_test=10, size=28, gz=True, sep="-", seed=0
     return arrays
 
 
+def photo_like(digit, rng):
+    """A 28x28 uint8 MNIST digit -> an RGB PIL image that looks like a phone photo of ink on
+    paper: enlarged 3-8x, off-centre on grey-tinted paper, sensor noise, a colour cast, blur."""
+    from PIL import Image, ImageFilter
+
+    scale = rng.uniform(3, 8)
+    size = int(28 * scale)
+    ink = Image.fromarray(255 - digit).resize((size, size), Image.BICUBIC)  # dark ink on white
+    width, height = int(size * rng.uniform(1.1, 1.8)), int(size * rng.uniform(1.1, 1.8))
+    paper = Image.new("L", (width, height), 255)
+    paper.paste(ink, (int(rng.integers(0, width - size + 1)), int(rng.integers(0, height - size + 1))))
+    gray = np.asarray(paper, np.float32)
+    gray = gray * rng.uniform(0.7, 0.95) + rng.normal(0, 6, gray.shape)  # grey paper, sensor noise
+    tint = rng.uniform(0.85, 1.0, 3)
+    rgb = np.clip(gray[..., None] * tint, 0, 255).astype(np.uint8)
+    return Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+
+
 def run_program(program, *args, timeout=300, quiet=True):
     """One of the command lines, run as a user runs it from the repository root:
     `program` is "train.py", "predict.py" or "export" (`python -m export`). With

@@ -166,3 +166,25 @@ def test_predict_files_writes_to_the_streams_of_its_call(models):
     buffer = io.StringIO()
     assert predict_files(str(folder / "m.keras"), [str(folder / "a.png")], out=buffer) == 0
     assert buffer.getvalue().split()[0] == str(folder / "a.png")
+
+
+def test_photo_like_digits_come_back_as_mnist_digits():
+    """Photo-like digits (ink on paper, enlarged, off-centre, noisy,
+    blurred, tinted RGB) are turned back by the predict loader into images close to the
+    MNIST digit they came from."""
+    import numpy as np
+
+    from keras_caps.data.images import to_model_input
+    from tests.helpers import photo_like
+
+    rng = np.random.default_rng(0)
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255  # a "1"
+    digit[6:9, 9:12] = 255
+    for _ in range(5):
+        photo = photo_like(digit, rng)
+        assert photo.mode == "RGB" and min(photo.size) > 28
+        assert np.asarray(photo).mean() > 128  # light paper
+        x = to_model_input(photo, (28, 28, 1))[..., 0]
+        correlation = np.corrcoef(x.ravel(), digit.ravel() / 255.0)[0, 1]
+        assert correlation > 0.6, correlation
