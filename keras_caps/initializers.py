@@ -3,7 +3,7 @@
 PyTorch initialises `Conv2d` and `Linear` weights with kaiming_uniform(a=sqrt(5)),
 which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and their biases from the same
 range; Keras's defaults are Glorot-uniform weights and zero biases.
-BENCHMARKS.md ("One epoch of real MNIST") says why `CapsNet` keeps PyTorch's.
+benchmarks/HISTORY.md ("What moves the one-epoch accuracy") says why `CapsNet` keeps PyTorch's.
 """
 
 import math
