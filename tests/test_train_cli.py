@@ -1,4 +1,4 @@
-"""End to end: train.py on a tiny IDX slice, as a user runs it (a new process: `train`),
+"""train.py from the command line, end to end: on a tiny IDX slice, as a user runs it (a new process: `train`),
 or in this process through the same flags and `main` (`train_here`, 12 s less a call)."""
 
 import csv
