@@ -154,10 +154,11 @@ def main():
             check=True,
         )
         rows[name] = json.loads(result.stdout.strip().splitlines()[-1])
-    from keras_caps.models.flops import capsnet_flops
+    from keras_caps import CapsNet
+    from keras_caps.export.micro import flops_per_image
 
     roofline = matmul_roofline()
-    flops = capsnet_flops()
+    flops = flops_per_image(CapsNet())
     print(json.dumps({"matmul_gflops": roofline, "flops_per_image": flops}))
     ref = rows["torch_reference"]
     for name, row in rows.items():

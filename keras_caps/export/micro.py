@@ -315,6 +315,21 @@ def multiply_accumulates(flatbuffer):
     return total
 
 
+def flops_per_image(model):
+    """Floating-point operations of one image through `model` (a CapsNet), counted as
+    the exporter counts a file's: `multiply_accumulates` of its float32 TFLite file, two
+    operations each. `train` counts a training step as three forward passes (the
+    backward pass computes two products for each of the forward's), the usual rule.
+    Returns `{"forward": ..., "train": ...}`."""
+    from keras_caps.export.savedmodel import export_saved_model, float32_copy
+    from keras_caps.export.tflite import convert
+
+    with tempfile.TemporaryDirectory(prefix="capsnet_flops_") as scratch:
+        saved_model = export_saved_model(float32_copy(model), os.path.join(scratch, "saved_model"))
+        forward = 2 * multiply_accumulates(convert(saved_model, "float32"))
+    return {"forward": forward, "train": 3 * forward}
+
+
 def c_string(text):
     """`text` as a C string literal: UTF-8, with quotes, backslashes and other
     than printable ASCII written as 3-digit octal escapes (which, unlike \\x, end
