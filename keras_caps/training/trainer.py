@@ -192,7 +192,8 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         source = _load_model(config.weights)
         check_fits(source, info, f"`weights` {config.weights}")
         settings = {k: v for k, v in source.get_config().items() if k not in ("name", "dtype")}
-        model = CapsNet.from_config({**settings, **run_settings, "class_names": source.class_names})
+        names = source.class_names or run_settings["class_names"]  # the data's, where the model has none
+        model = CapsNet.from_config({**settings, **run_settings, "class_names": names})
         model.build((None, *info.image_shape))
         model.set_weights(source.get_weights())
         print(f"Fine-tuning {config.weights}: its architecture, this run's schedule.")
