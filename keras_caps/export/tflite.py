@@ -1,6 +1,10 @@
 """TFLite conversion from the SavedModel, builtin ops only."""
 
 import collections
+import contextlib
+import os
+import sys
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -229,6 +233,42 @@ def check_builtin_only(flatbuffer, variant):
         )
 
 
+def _convert(converter, variant, images, integer_only):
+    if variant != "int8":
+        return converter.convert()
+    # Selective quantization: TFLite's own tool for keeping named ops in float.
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=lambda: ([image[None]] for image in images[:8]),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=[] if integer_only else INT8_FLOAT_OPS, fully_quantize=False
+        ),
+    )
+    return debugger.get_nondebug_quantized_model()
+
+
+@contextlib.contextmanager
+def _quiet_converter():
+    """The converter's calibration prints C++ lines to stderr and warns that TFLite's own
+    calibrator uses the deprecated tf.lite.Interpreter: neither is the user's concern.
+    Silenced where TensorFlow's logs are (TF_CPP_MIN_LOG_LEVEL=3, as the command lines set
+    it without --verbose); shown otherwise."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def convert(
     saved_model_dir, variant, representative_images=None, io_type="float32", legacy_runtimes=True, integer_only=False
 ):
@@ -280,20 +320,10 @@ def convert(
                 f"int8 file: input/output type {io_type!r} is not supported; use {', '.join(INT8_IO_TYPES)}."
             )
     try:
-        if variant == "int8":
-            # Selective quantization: TFLite's own tool for keeping named ops in float.
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter,
-                debug_dataset=lambda: ([image[None]] for image in images[:8]),
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_ops=[] if integer_only else INT8_FLOAT_OPS, fully_quantize=False
-                ),
-            )
-            flatbuffer = debugger.get_nondebug_quantized_model()
-            if io_type != "float32":
-                flatbuffer = _integer_io(flatbuffer, io_type)
-        else:
-            flatbuffer = converter.convert()
+        with _quiet_converter():
+            flatbuffer = _convert(converter, variant, images if variant == "int8" else None, integer_only)
+        if variant == "int8" and io_type != "float32":
+            flatbuffer = _integer_io(flatbuffer, io_type)
     except Exception as error:  # ConverterError carries the op that failed
         lines = [line for line in str(error).splitlines() if "error:" in line]
         detail = lines[0].split("error:")[-1].strip() if lines else str(error).splitlines()[0]
