@@ -31,6 +31,20 @@ def test_exponential_is_per_epoch_with_a_linear_warm_up():
     assert _rates(plain, 7) == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025])
 
 
+def test_the_authors_schedule_falls_by_0_96_every_2000_steps_whatever_the_epoch():
+    steps = [0, 1999, 2000, 3999, 4000, 10_000, 30_001]
+    expected = [1e-3 * 0.96 ** (s // 2000) for s in steps]
+    for steps_per_epoch in (540, 600):
+        schedule = learning_rate_schedule("authors", 1e-3, steps_per_epoch, total_steps=40_000, decay=0.5)
+        got = [float(keras.ops.convert_to_numpy(schedule(s))) for s in steps]
+        assert got == pytest.approx(expected, rel=1e-6)
+    # Saved with the optimizer like the others (a Keras schedule), with a warm-up in front.
+    warm = learning_rate_schedule("authors", 1e-3, 600, 40_000, warmup_steps=10)
+    config = keras.optimizers.schedules.serialize(warm)
+    again = keras.optimizers.schedules.deserialize(config)
+    assert _rates(again, 12) == pytest.approx([1e-3 * (s + 1) / 10 for s in range(10)] + [1e-3, 1e-3])
+
+
 def test_cosine_warms_up_then_decays_to_zero_at_the_last_step():
     schedule = learning_rate_schedule("cosine", 0.2, steps_per_epoch=5, total_steps=10, warmup_steps=2)
     rates = _rates(schedule, 11)

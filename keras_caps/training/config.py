@@ -77,7 +77,8 @@ class TrainConfig:
     lr_schedule: str | None = setting(
         None,
         "exponential: lr * lr_decay**epoch (the reference's). cosine: from lr down to 0 at the run's last step, "
-        "a cosine per step (lr_decay unused). Default: the recipe's.",
+        "a cosine per step (lr_decay unused). authors: the authors' code's lr * 0.96**floor(step / 2000) "
+        "(lr_decay unused). Default: the recipe's.",
         SCHEDULE_NAMES,
     )
     warmup_steps: int | None = setting(

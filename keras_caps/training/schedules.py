@@ -6,7 +6,9 @@ the optimizer, so a resumed run continues its curve with nothing extra.
 
 import keras
 
-SCHEDULES = ("exponential", "cosine")
+SCHEDULES = ("exponential", "cosine", "authors")
+# The authors' code (Sarasra/models, research/capsules): Adam's rate x0.96 every 2,000 steps, in stairs.
+AUTHORS_DECAY_STEPS, AUTHORS_DECAY = 2000, 0.96
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")
@@ -89,6 +91,9 @@ def learning_rate_schedule(kind, learning_rate, steps_per_epoch, total_steps, de
             warmup_target=learning_rate,
             warmup_steps=warmup_steps,
         )
+    if kind == "authors":
+        schedule = schedules.ExponentialDecay(learning_rate, AUTHORS_DECAY_STEPS, AUTHORS_DECAY, staircase=True)
+        return LinearWarmUp(schedule, warmup_steps) if warmup_steps else schedule
     if not 0 < decay <= 1:
         raise ValueError(f"learning_rate_schedule: `decay` must lie in (0, 1], got {decay!r}.")
     schedule = schedules.ExponentialDecay(learning_rate, steps_per_epoch, decay, staircase=True)
