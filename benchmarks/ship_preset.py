@@ -44,6 +44,7 @@ def main():
     from keras_caps.export.savedmodel import float32_copy
     from keras_caps.models import presets
     from keras_caps.models.files import load_capsnet
+    from keras_caps.training.trainer import preset_metadata
 
     if not presets.looks_like_name(args.name):
         parser.error(f"--name must be a bare word, got {args.name!r}")
@@ -64,40 +65,37 @@ def main():
     index = np.sort(np.random.default_rng(0).choice(len(y_test), args.check_images, replace=False))
     images, labels = x_test[index], y_test[index].astype(np.uint8)
     np.savez_compressed(os.path.join(out, "check_images.npz"), images=images, labels=labels, test_set_index=index)
-    keras_right = np.argmax(model.predict(images.astype("float32") / 255, verbose=0), -1) == labels
+    keras_right = np.argmax(scores[index], -1) == labels  # the whole test set's scores, already computed
     runner = TFLiteModel(os.path.join(args.export, presets.DEVICE_FILES[0]))
     int8_scores = np.concatenate([runner(images[i : i + 1].astype("float32") / 255) for i in range(len(images))])
+    checked = set(index)
     for label in range(model.classes):  # the first test image of each class not in the check slice
-        first = next(i for i in np.flatnonzero(y_test == label) if i not in set(index))
+        first = next(i for i in np.flatnonzero(y_test == label) if i not in checked)
         Image.fromarray(x_test[first].squeeze(-1)).save(os.path.join(out, "examples", f"{label}.png"))
 
-    metadata = {
-        "name": args.name,
-        "description": args.description
-        or f"CapsNet ({run['architecture']}) trained on {args.dataset}, with its microcontroller int8 file",
-        "dataset": args.dataset,
-        "architecture": run["architecture"],
-        "test_accuracy": test_accuracy,
-        "test_images": int(len(y_test)),
-        "test_accuracy_note": "this float32 model on the whole test set (the run's own figure: run_test_accuracy)",
-        "run_test_accuracy": run["test_accuracy"],
-        "run_policy": run["policy"],
-        "epochs": run["epochs"],
-        "seed": run["config"]["seed"],
-        "command": args.command,
-        "export_command": args.export_command,
-        "machine": run["machine"],
-        "train_seconds": run["train_seconds_this_run"],
-        "config": run["config"],
-        "check_images": {
-            "file": "check_images.npz",
-            "count": int(len(index)),
-            "source": f"{args.dataset} test set: {len(index)} images drawn by numpy default_rng(0) "
-            "(their indices in the file's test_set_index)",
-            "keras_accuracy": float(np.mean(keras_right)),
-            "int8_accuracy": float(np.mean(np.argmax(int8_scores, -1) == labels)),
-        },
-    }
+    # What train.py's own preset records of the run, then what this preset adds or measures anew.
+    metadata = preset_metadata(run, args.dataset, int(len(y_test)), args.command)
+    metadata.update(
+        {
+            "name": args.name,
+            "description": args.description
+            or f"CapsNet ({run['architecture']}) trained on {args.dataset}, with its microcontroller int8 file",
+            "test_accuracy": test_accuracy,
+            "test_accuracy_note": "this float32 model on the whole test set (the run's own figure: run_test_accuracy)",
+            "run_test_accuracy": run["test_accuracy"],
+            "run_policy": run["policy"],
+            "export_command": args.export_command,
+            "train_seconds": run["train_seconds_this_run"],
+            "check_images": {
+                "file": "check_images.npz",
+                "count": int(len(index)),
+                "source": f"{args.dataset} test set: {len(index)} images drawn by numpy default_rng(0) "
+                "(their indices in the file's test_set_index)",
+                "keras_accuracy": float(np.mean(keras_right)),
+                "int8_accuracy": float(np.mean(np.argmax(int8_scores, -1) == labels)),
+            },
+        }
+    )
     written = presets.save_preset(model, out, metadata, device_dir=args.export)
     print(json.dumps({k: v for k, v in written.items() if k != "config"}, indent=1))
 

@@ -17,27 +17,24 @@ def load_classifier(path):
     from keras_caps.export.litert import TFLiteModel
     from keras_caps.models.files import ModelFileError, load_capsnet
 
-    if presets.is_preset(path):
-        model = load_capsnet(path)
-        return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names
-    if os.path.isdir(path):
-        import tensorflow as tf
+    if not presets.is_preset(path):  # a preset, like a .keras file, is a CapsNet: the last lines
+        if os.path.isdir(path):
+            import tensorflow as tf
 
-        try:
-            signature = tf.saved_model.load(path).signatures["serving_default"]
-        except (KeyError, OSError, ValueError) as error:
-            raise ModelFileError(f"{path}: not a SavedModel with a serving_default signature ({error}).") from None
-        spec = signature.structured_input_signature[1].get("images")
-        if spec is None or "scores" not in signature.structured_outputs:
-            raise ModelFileError(f"{path}: its serving_default signature does not take `images` and give `scores`.")
-        fn = lambda x: signature(images=tf.constant(x))["scores"].numpy()  # noqa: E731
-        return fn, tuple(spec.shape[1:]), read_labels(path)
-    if not os.path.isfile(path):
-        hint = f", and no preset of that name ({presets.unknown_name_hint()})" if presets.looks_like_name(path) else ""
-        raise ModelFileError(f"{path}: no such file or folder{hint}.")
-    if path.endswith(".tflite"):
-        runner = TFLiteModel(path)
-        return runner, runner.image_shape, read_labels(path)
+            try:
+                signature = tf.saved_model.load(path).signatures["serving_default"]
+            except (KeyError, OSError, ValueError) as error:
+                raise ModelFileError(f"{path}: not a SavedModel with a serving_default signature ({error}).") from None
+            spec = signature.structured_input_signature[1].get("images")
+            if spec is None or "scores" not in signature.structured_outputs:
+                raise ModelFileError(f"{path}: its serving_default signature does not take `images` and give `scores`.")
+            fn = lambda x: signature(images=tf.constant(x))["scores"].numpy()  # noqa: E731
+            return fn, tuple(spec.shape[1:]), read_labels(path)
+        if not os.path.isfile(path):
+            raise ModelFileError(f"{path}: no such file or folder{presets.missing_file_hint(path)}.")
+        if path.endswith(".tflite"):
+            runner = TFLiteModel(path)
+            return runner, runner.image_shape, read_labels(path)
     model = load_capsnet(path)
     return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names
 

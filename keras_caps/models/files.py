@@ -25,8 +25,7 @@ def load_capsnet(path):
             f"{path}: is a folder, neither a preset (no {presets.METADATA_FILE}) nor a .keras model file."
         )
     elif not os.path.isfile(path):
-        hint = f", and no preset of that name ({presets.unknown_name_hint()})" if presets.looks_like_name(path) else ""
-        raise ModelFileError(f"{path}: no such file{hint}.")
+        raise ModelFileError(f"{path}: no such file{presets.missing_file_hint(path)}.")
     try:
         model = keras.models.load_model(path)
     except Exception as error:  # zip, JSON, h5 and deserialization errors alike

@@ -49,11 +49,16 @@ def presets():
     }
 
 
+def _is_shipped_name(text):
+    """A shipped preset's name, and no file or folder of that name here."""
+    return not os.path.exists(text) and text in shipped_names()
+
+
 def is_preset(name_or_dir):
     """Whether `name_or_dir` names a shipped preset or is a folder with a `metadata.json`."""
     if os.path.isdir(name_or_dir):
         return os.path.isfile(os.path.join(name_or_dir, METADATA_FILE))
-    return not os.path.exists(name_or_dir) and name_or_dir in shipped_names()
+    return _is_shipped_name(name_or_dir)
 
 
 def looks_like_name(text):
@@ -67,6 +72,12 @@ def unknown_name_hint():
     return f"shipped presets: {', '.join(names)}" if names else "no presets are shipped with this installation"
 
 
+def missing_file_hint(path):
+    """What to add to a missing file's error: where `path` looks like a preset name, that no
+    preset has it either, and the shipped ones; else nothing."""
+    return f", and no preset of that name ({unknown_name_hint()})" if looks_like_name(path) else ""
+
+
 def resolve(name_or_dir):
     """The checked folder of a preset given by shipped name or folder; raises PresetError.
 
@@ -77,7 +88,7 @@ def resolve(name_or_dir):
     name_or_dir = os.fspath(name_or_dir)
     if os.path.isdir(name_or_dir):
         directory = name_or_dir
-    elif not os.path.exists(name_or_dir) and name_or_dir in shipped_names():
+    elif _is_shipped_name(name_or_dir):
         directory = os.path.join(SHIPPED_DIR, name_or_dir)
     elif os.path.exists(name_or_dir):
         raise PresetError(f"{name_or_dir}: a file, not a preset (a preset is a folder or a shipped name).")
@@ -139,7 +150,7 @@ def model_path(name_or_dir):
     return os.path.join(resolve(name_or_dir), MODEL_FILE)
 
 
-def save_preset(model, directory, metadata=None, device_dir=None, extra_files=()):
+def save_preset(model, directory, metadata=None, device_dir=None):
     """Writes `model` as a preset in `directory`; returns the metadata written.
 
     Args:
@@ -150,14 +161,14 @@ def save_preset(model, directory, metadata=None, device_dir=None, extra_files=()
         device_dir: an export folder (`python -m export --out`) whose int8 TFLite file,
             C array and `report.json` make this a device preset: the int8 file's flash
             size, TFLite Micro arena and accuracy go into the metadata's `device` entry.
-        extra_files: other files copied into the preset (hashed like the rest).
+
+    Every file in `directory` (sub-folders too) is hashed into the metadata's `files`.
     """
     import keras
 
     os.makedirs(directory, exist_ok=True)
     # The weights alone, without the optimizer's state (a third of the size): an uncompiled copy.
-    copy = type(model).from_config(model.get_config())
-    copy.build((None, *model.image_shape))
+    copy = type(model).from_config(model.get_config())  # built by its constructor
     copy.set_weights(model.get_weights())
     copy.save(os.path.join(directory, MODEL_FILE))
     entry = {
@@ -172,8 +183,6 @@ def save_preset(model, directory, metadata=None, device_dir=None, extra_files=()
     entry.update(metadata or {})
     if model.class_names:
         write_labels(model.class_names, directory)
-    for path in extra_files:
-        shutil.copyfile(path, os.path.join(directory, os.path.basename(path)))
     if device_dir is not None:
         entry["device"] = _device_entry(device_dir, directory)
     names = []

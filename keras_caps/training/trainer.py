@@ -49,7 +49,6 @@ def split_validation(train, fraction, seed):
 
 
 def _load_model(path, what="weights"):
-
     try:
         return load_capsnet(path)
     except ModelFileError as error:
@@ -108,7 +107,6 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def _figures(model, history, test, save_dir):
-
     x_test = spread_images(test, 50)
     paths = {}
     if history:
@@ -123,7 +121,6 @@ def _figures(model, history, test, save_dir):
 
 def _prepare(config):
     """Checks the save folder, makes the strategy, seeds, sets the policy and loads the data."""
-
     checkpoints.check_writable(config.save_dir)
     checkpoints.remove_temporaries(config.save_dir)
     # Made first: a multi-worker strategy must exist before other TensorFlow work.
@@ -154,7 +151,6 @@ def _prepare(config):
 def resolve_architecture(config, info):
     """`(name, why)`: the named architecture of a run; `"auto"` chooses from the data's images
     (`keras_caps.models.capsnet.choose_architecture`)."""
-
     if config.architecture != "auto":
         return config.architecture, "as asked"
     return choose_architecture(info.image_shape, info.classes)
@@ -162,7 +158,6 @@ def resolve_architecture(config, info):
 
 def _build_or_resume(config, info, steps, done, checkpoint):
     """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new."""
-
     if config.testing:
         model = _load_model(config.weights)
         if not model.compiled:  # a preset's model is saved without its optimizer
@@ -193,8 +188,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         check_fits(source, info, f"`weights` {config.weights}")
         settings = {k: v for k, v in source.get_config().items() if k not in ("name", "dtype")}
         names = source.class_names or run_settings["class_names"]  # the data's, where the model has none
-        model = CapsNet.from_config({**settings, **run_settings, "class_names": names})
-        model.build((None, *info.image_shape))
+        model = CapsNet.from_config({**settings, **run_settings, "class_names": names})  # built by its constructor
         model.set_weights(source.get_weights())
         print(f"Fine-tuning {config.weights}: its architecture, this run's schedule.")
     else:
@@ -354,7 +348,6 @@ def run(config, command=None):
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
     figure_paths = _figures(model, history, test, out_dir) if config.figures else {}
-
     metrics = {
         "test_accuracy": results["accuracy"],
         "test_error": 1.0 - results["accuracy"],
@@ -383,7 +376,9 @@ def run(config, command=None):
     if not config.testing:  # the final model as a preset: `CapsNet.from_preset(save_dir/preset)`
         metrics["preset"] = os.path.join(save_dir, "preset")
         command = command or f"keras_caps.training.run({config!r})"
-        model.save_to_preset(os.path.join(out_dir, "preset"), preset_metadata(metrics, info, command))
+        model.save_to_preset(
+            os.path.join(out_dir, "preset"), preset_metadata(metrics, info.name, info.test_size, command)
+        )
     name = "test_metrics.json" if config.testing else "metrics.json"
     checkpoints.atomic_write_json(os.path.join(out_dir, name), metrics)
     if not is_chief(strategy):
@@ -400,16 +395,16 @@ def run(config, command=None):
     return metrics
 
 
-def preset_metadata(metrics, info, command):
-    """What a run's preset records of it: data, accuracy, command, seed, machine."""
+def preset_metadata(metrics, dataset, test_images, command):
+    """What a run's preset records of it (from its `metrics`): data, accuracy, command, seed, machine."""
     config = metrics["config"]
     return {
-        "description": f"CapsNet ({metrics['architecture']}) trained by keras-caps on {info.name}",
-        "dataset": info.name,
+        "description": f"CapsNet ({metrics['architecture']}) trained by keras-caps on {dataset}",
+        "dataset": dataset,
         "data_source": metrics["data_source"],
         "architecture": metrics["architecture"],
         "test_accuracy": metrics["test_accuracy"],
-        "test_images": info.test_size,
+        "test_images": test_images,
         "epochs": metrics["epochs"],
         "seed": config["seed"],
         "command": command,
@@ -462,7 +457,6 @@ def tune(config):
     if config.testing:
         raise TrainingError("`tune` and `testing` exclude each other.")
     _check_search_settings(config)
-
     strategy, seed, _, data = _prepare(config)
     # keras-tuner's trials take arrays: a set read from its files is decoded here.
     train, val, test = (None if s is None else to_arrays(s) for s in (data.train, data.val, data.test))
@@ -470,7 +464,6 @@ def tune(config):
     save_dir = config.save_dir
     if val is None:
         train, val = split_validation(train, config.val_split or 0.1, seed)
-
     architecture, why = resolve_architecture(config, info)
     print(
         f"Tuning CapsNet ({architecture}: {why}) on {info.name} ({info.source}) with {config.tuner}: "
