@@ -125,7 +125,7 @@ class TrainConfig:
         None,
         "An image folder's images resized to HEIGHT,WIDTH (or one number for a square); unset: their own "
         "size, which they must then share.",
-        parse=lambda text: parse_image_size(text),
+        parse=parse_image_size,
     )
     color_mode: str | None = setting(
         None,
