@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_caps.training.schedules import LinearWarmUp, LogLearningRate, learning_rate_schedule
+from keras_caps.training.schedules import LinearWarmUp, LogLearningRate, capped_warmup, learning_rate_schedule
 
 
 class Record(keras.callbacks.Callback):
@@ -29,6 +29,14 @@ def test_exponential_is_per_epoch_with_a_linear_warm_up():
     plain = learning_rate_schedule("exponential", 0.1, steps_per_epoch=3, total_steps=9, decay=0.5)
     assert isinstance(plain, keras.optimizers.schedules.ExponentialDecay) and plain.staircase
     assert _rates(plain, 7) == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025])
+
+
+def test_a_warm_up_takes_at_most_a_tenth_of_a_short_run():
+    # The trainer (a recipe's warm-up) and a search's trials cut it by this one rule.
+    assert capped_warmup(600, total_steps=20 * 540) == 600
+    assert capped_warmup(600, total_steps=540) == 54
+    assert capped_warmup(600, total_steps=9) == 0
+    assert capped_warmup(0, total_steps=10_000) == 0
 
 
 def test_the_authors_schedule_falls_by_0_96_every_2000_steps_whatever_the_epoch():

@@ -80,6 +80,7 @@ def _config(data_dir, save_dir, **kw):
     return TrainConfig(data_dir=data_dir, save_dir=save_dir, **{**small, **kw})
 
 
+@pytest.mark.slow
 def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, tmp_path, monkeypatch):
     save = str(tmp_path / "run")
     evaluations, fitting = [], []  # evaluate() calls outside fit (fit validates through evaluate too)
@@ -181,6 +182,7 @@ def test_a_recipes_average_spans_at_most_a_tenth_of_a_short_run_but_a_given_one_
     assert ema_momentum(TrainConfig(recipe="reference", epochs=1), 600) == 0.0
 
 
+@pytest.mark.slow
 def test_a_short_run_of_the_default_recipe_averages_over_its_own_length(mnist_dir, tmp_path):
     save = str(tmp_path / "run")
     # The default recipe, its momentum 0.999 left to it: 20 steps in all.
@@ -197,6 +199,7 @@ def _weights(model):
     return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
 
 
+@pytest.mark.slow
 def test_run_with_an_average_keeps_validates_and_resumes_it(mnist_dir, tmp_path):
     """The default recipe's moving average: scored each epoch under val_ (the trained weights'
     scores under raw_val_), written into best.keras and final.keras, continued on resume."""

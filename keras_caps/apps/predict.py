@@ -4,7 +4,12 @@
 import os
 import sys
 
+import numpy as np
+
+from keras_caps.data.images import ImageFileError, load_image, to_model_input
+from keras_caps.export.litert import TFLiteModel
 from keras_caps.models import presets
+from keras_caps.models.files import ModelFileError, load_capsnet
 from keras_caps.models.labels import read_labels
 
 
@@ -12,11 +17,6 @@ def load_classifier(path):
     """`(fn, (H, W, C), class_names)`: fn maps float32 images `(N, H, W, C)` to scores
     `(N, classes)`; class_names from a .keras model's config or an exported file's
     `labels.txt` (None when neither has them)."""
-    import numpy as np
-
-    from keras_caps.export.litert import TFLiteModel
-    from keras_caps.models.files import ModelFileError, load_capsnet
-
     if not presets.is_preset(path):  # a preset, like a .keras file, is a CapsNet: the last lines
         if os.path.isdir(path):
             import tensorflow as tf
@@ -44,10 +44,6 @@ def predict_files(model_path, files, out=None, err=None):
     score and, where the model has them, class name) or `err` (why it could not
     be read); `None`: `sys.stdout` and `sys.stderr` as they are at the call, not
     when this module was imported. Returns the number that could not be read."""
-    import numpy as np
-
-    from keras_caps.data.images import ImageFileError, load_image, to_model_input
-
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
 

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from keras_caps.data.folders import FileSplit, decode_image
+from keras_caps.data.folders import FileSplit, decode_all, decode_image, is_image_folder, open_folder
 from keras_caps.data.idx import DataError, load_mnist_idx
 
 # TensorFlow is imported where used: `load_arrays` on IDX files needs numpy only,
@@ -106,8 +106,6 @@ def to_arrays(split, count=None):
     """`(uint8 images, labels)` of a split's first `count` images (all: None), whatever it holds."""
     count = split_size(split) if count is None else min(count, split_size(split))
     if isinstance(split, FileSplit):
-        from keras_caps.data.folders import decode_all
-
         return decode_all(split.subset(np.arange(count)))
     if isinstance(split, TfdsSplit):
         return _to_arrays(split.dataset().take(count))
@@ -127,8 +125,6 @@ def spread_images(split, count):
     if isinstance(split, TfdsSplit):  # read in order: the first ones
         return first_images(split, count)
     if isinstance(split, FileSplit):
-        from keras_caps.data.folders import decode_all
-
         return _as_float(decode_all(split.subset(index))[0])
     return _as_float(split[0][index])
 
@@ -181,8 +177,6 @@ def load_data(
     if cache not in CACHE_MODES:
         raise DataError(f"`cache` must be one of {', '.join(CACHE_MODES)}, got {cache!r}.")
     if data_dir:
-        from keras_caps.data.folders import decode_all, is_image_folder, open_folder
-
         if is_image_folder(data_dir):
             folder = open_folder(data_dir, image_size, color_mode, val_split, test_split, seed)
             for note in folder.notes:

@@ -16,8 +16,12 @@ import sys
 import tempfile
 
 import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
 
 from keras_caps.export.errors import ExportError
+from keras_caps.export.litert import litert_interpreter, quantize_input
+from keras_caps.export.savedmodel import export_saved_model, float32_copy
+from keras_caps.export.tflite import convert, load_flatbuffer, operator_names
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_tflm_worker.py")
 # TFLM aligns its arena allocations to 16 bytes: the arena search stops there.
@@ -76,10 +80,6 @@ def check_kernel_limits(flatbuffer):
     constant softmax inputs, as an untrained CapsNet's routing logits are,
     gives a smaller scale.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    from keras_caps.export.tflite import load_flatbuffer, operator_names
-
     model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
     for number, (name, op) in enumerate(zip(operator_names(model), graph.operators)):
@@ -191,10 +191,6 @@ def _runs(scratch, image, arena):
 
 def scores_output(flatbuffer):
     """`(position, dtype, scale, zero_point)` of the file's `scores` output."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    from keras_caps.export.tflite import load_flatbuffer
-
     graph = load_flatbuffer(flatbuffer).subgraphs[0]
     outputs = [graph.tensors[int(i)] for i in graph.outputs]
     position = next((p for p, t in enumerate(outputs) if b"scores" in (t.name or b"")), None)
@@ -265,8 +261,6 @@ def verify(flatbuffer, images, litert_scores, arena_limit=None, latency_runs=50)
 
 def litert_reference_scores(flatbuffer, images):
     """Float32 scores of the file in LiteRT with its reference kernels, one image a call, as TFLM runs it."""
-    from keras_caps.export.litert import litert_interpreter, quantize_input
-
     interpreter = litert_interpreter(flatbuffer, reference_kernels=True)
     details = interpreter.get_input_details()[0]
     output = scores_output(flatbuffer)
@@ -281,8 +275,6 @@ def litert_reference_scores(flatbuffer, images):
 
 def operator_counts(flatbuffer):
     """`{op name: how many}` of the file's main graph."""
-    from keras_caps.export.tflite import load_flatbuffer, operator_names
-
     return dict(sorted(collections.Counter(operator_names(load_flatbuffer(flatbuffer))).items()))
 
 
@@ -293,8 +285,6 @@ def multiply_accumulates(flatbuffer):
     output elements times the products each sums. Element-wise ops, softmax and
     reductions are left out (a few percent of a CapsNet's work).
     """
-    from keras_caps.export.tflite import load_flatbuffer, operator_names
-
     model = load_flatbuffer(flatbuffer)
     graph = model.subgraphs[0]
     total = 0
@@ -321,9 +311,6 @@ def flops_per_image(model):
     operations each. `train` counts a training step as three forward passes (the
     backward pass computes two products for each of the forward's), the usual rule.
     Returns `{"forward": ..., "train": ...}`."""
-    from keras_caps.export.savedmodel import export_saved_model, float32_copy
-    from keras_caps.export.tflite import convert
-
     with tempfile.TemporaryDirectory(prefix="capsnet_flops_") as scratch:
         saved_model = export_saved_model(float32_copy(model), os.path.join(scratch, "saved_model"))
         forward = 2 * multiply_accumulates(convert(saved_model, "float32"))

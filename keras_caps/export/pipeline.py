@@ -5,8 +5,19 @@ import dataclasses
 import os
 import tempfile
 
-from keras_caps.export import targets
-from keras_caps.export.tflite import VARIANTS
+import numpy as np
+
+from keras_caps.data.datasets import TfdsSplit, load_data, split_size, to_arrays
+from keras_caps.data.folders import FileSplit, decode_all, is_image_folder
+from keras_caps.export import micro, targets
+from keras_caps.export.errors import ExportError
+from keras_caps.export.litert import TFLiteModel
+from keras_caps.export.report import write_report
+from keras_caps.export.savedmodel import export_saved_model, float32_copy
+from keras_caps.export.tflite import CAPSULE_IMPLEMENTATION, VARIANTS, convert, op_list
+from keras_caps.export.verify import compare, median_latency_ms, predict_batches
+from keras_caps.models.files import load_capsnet
+from keras_caps.models.labels import write_labels
 from keras_caps.settings import setting
 
 
@@ -141,20 +152,6 @@ def export(config):
         keras_caps.models.files.ModelFileError: an unreadable `model`.
         keras_caps.data.idx.DataError: unreadable data.
     """
-    import numpy as np
-
-    from keras_caps.data.datasets import TfdsSplit, load_data, split_size, to_arrays
-    from keras_caps.data.folders import FileSplit, decode_all
-    from keras_caps.export import micro
-    from keras_caps.export.errors import ExportError
-    from keras_caps.export.litert import TFLiteModel
-    from keras_caps.export.report import write_report
-    from keras_caps.export.savedmodel import export_saved_model, float32_copy
-    from keras_caps.export.tflite import CAPSULE_IMPLEMENTATION, convert, op_list
-    from keras_caps.export.verify import compare, median_latency_ms, predict_batches
-    from keras_caps.models.files import load_capsnet
-    from keras_caps.models.labels import write_labels
-
     trained = load_capsnet(config.model)
     f = targets.resolve(config, trained)
     if config.target == "auto":
@@ -327,8 +324,6 @@ def export(config):
 def _folder_reading(model, data_dir):
     """`(image_size, color_mode)` to read an image folder at as the model takes images;
     `(None, None)` for other data."""
-    from keras_caps.data.folders import is_image_folder
-
     if not (data_dir and is_image_folder(data_dir)):
         return None, None
     return tuple(model.image_shape[:2]), "grayscale" if model.image_shape[-1] == 1 else "rgb"

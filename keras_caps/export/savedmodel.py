@@ -5,12 +5,13 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from keras_caps.activations import integer_only_math
+from keras_caps.models.capsnet import CapsNet
+
 
 def float32_copy(model, capsule_implementation="einsum"):
     """The same network and weights under a float32 policy (a run may have saved bf16/f16),
     its digit capsules' `u_hat` computed by `capsule_implementation` (see `DenseCapsule`)."""
-    from keras_caps import CapsNet
-
     config = dict(model.get_config(), dtype="float32", capsule_implementation=capsule_implementation)
     clone = CapsNet.from_config(config)
     clone.set_weights(model.get_weights())
@@ -46,8 +47,6 @@ def export_saved_model(model, path, integer_only=False, scores_only=False):
     TFLite quantizes to int8 throughout (`keras_caps.activations.integer_only_math`);
     the source of an integer-only int8 file, not a SavedModel to serve.
     """
-    from keras_caps.activations import integer_only_math
-
     with integer_only_math() if integer_only else contextlib.nullcontext():
         archive = keras.export.ExportArchive()
         archive.track(model)

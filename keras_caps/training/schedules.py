@@ -9,6 +9,13 @@ import keras
 SCHEDULES = ("exponential", "cosine", "authors")
 # The authors' code (Sarasra/models, research/capsules): Adam's rate x0.96 every 2,000 steps, in stairs.
 AUTHORS_DECAY_STEPS, AUTHORS_DECAY = 2000, 0.96
+# A warm-up takes at most a tenth of a short run (a one-epoch run, a search's trial): the rest decays.
+SHORT_RUN_SHARE = 10
+
+
+def capped_warmup(warmup_steps, total_steps):
+    """`warmup_steps`, cut to a tenth of a run of `total_steps` optimizer steps."""
+    return min(warmup_steps, total_steps // SHORT_RUN_SHARE)
 
 
 @keras.saving.register_keras_serializable(package="keras_caps")

@@ -211,10 +211,6 @@ def _build_or_resume(config, info, steps, done, checkpoint):
     return model
 
 
-# A recipe's warm-up, and its average's window, take at most a tenth of a short run.
-_SHORT_RUN_SHARE = 10
-
-
 def settings_for_run(config, steps):
     """`config` as a run of `steps` batches an epoch uses it, and records it in metrics.json.
 
@@ -228,10 +224,10 @@ def settings_for_run(config, steps):
     total = config.epochs * steps
     changes = {}
     if "warmup_steps" in config.from_recipe:
-        changes["warmup_steps"] = min(config.warmup_steps, total // _SHORT_RUN_SHARE)
+        changes["warmup_steps"] = schedules.capped_warmup(config.warmup_steps, total)
     momentum = config.ema_momentum
-    if momentum and "ema_momentum" in config.from_recipe and total * (1 - momentum) < _SHORT_RUN_SHARE:
-        changes["ema_momentum"] = max(0.0, 1 - _SHORT_RUN_SHARE / total)
+    if momentum and "ema_momentum" in config.from_recipe and total * (1 - momentum) < schedules.SHORT_RUN_SHARE:
+        changes["ema_momentum"] = max(0.0, 1 - schedules.SHORT_RUN_SHARE / total)
     return dataclasses.replace(config, **changes) if changes else config
 
 
@@ -417,7 +413,7 @@ def preset_metadata(metrics, dataset, test_images, command):
 
 def _check_search_settings(config):
     """A search chooses some settings itself and has no use for others: given, they are an error."""
-    from keras_caps.training.tuning import SEARCHED
+    from keras_caps.training.tuning import SEARCHED  # keras-tuner loads only for a search
 
     defaults = TrainConfig()
     searched = [
@@ -447,7 +443,7 @@ def tune(config):
     and evaluated once on the test set. Returns the summary written to tuning.json."""
     import warnings
 
-    from keras_caps.training.tuning import search
+    from keras_caps.training.tuning import search  # keras-tuner loads only for a search
 
     if config.strategy in ("multi_worker", "tpu"):
         raise TrainingError(

@@ -11,11 +11,15 @@ Tuner state lives in `directory/project_name`, so calling `search` again with
 the same arguments resumes an interrupted search.
 """
 
+import math
+
 import keras
 import keras_tuner as kt
 
+from keras_caps.data.datasets import make_dataset
 from keras_caps.models.capsnet import CapsNet
 from keras_caps.training.config import TUNERS
+from keras_caps.training.schedules import capped_warmup, learning_rate_schedule
 
 ALGORITHMS = TUNERS
 
@@ -97,11 +101,6 @@ class CapsNetHyperModel(kt.HyperModel):
         return model
 
     def fit(self, hp, model, train, validation_data=None, callbacks=None, epochs=1, **kwargs):
-        import math
-
-        from keras_caps.data.datasets import make_dataset
-        from keras_caps.training.schedules import learning_rate_schedule
-
         batch_size = hp.get("batch_size")
         steps = self.steps_per_epoch or math.ceil(len(train[0]) / batch_size)
         train_ds = make_dataset(
@@ -116,7 +115,12 @@ class CapsNetHyperModel(kt.HyperModel):
         total = epochs * steps
         decay = hp.get("lr_decay") if self.lr_schedule == "exponential" else 1.0
         model.optimizer.learning_rate = learning_rate_schedule(
-            self.lr_schedule, hp.get("lr"), steps, total, decay=decay, warmup_steps=min(self.warmup_steps, total // 10)
+            self.lr_schedule,
+            hp.get("lr"),
+            steps,
+            total,
+            decay=decay,
+            warmup_steps=capped_warmup(self.warmup_steps, total),
         )
         return model.fit(
             train_ds,

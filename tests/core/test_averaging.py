@@ -19,6 +19,7 @@ def _ema_model(momentum):
     return model
 
 
+@pytest.mark.slow
 def test_averaged_weights_are_the_moving_average_and_go_back():
     x, y = toy_data(n=20)
     model = _ema_model(0.6)

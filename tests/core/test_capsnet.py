@@ -23,6 +23,7 @@ def test_paper_sized_shapes(routings, classes, input_shape):
     assert tuple(model.digit_caps.kernel.shape) == (classes, caps * caps * 32, 16, 8)
 
 
+@pytest.mark.slow
 def test_fit_lowers_loss_and_reports_parts():
     x, y = toy_data()
     model = small_model()
@@ -80,6 +81,7 @@ def test_decoder_masks_by_label_or_longest_capsule():
     assert tuple(model.reconstruct(x).shape) == (4, 12, 12, 1)
 
 
+@pytest.mark.slow
 def test_save_load_keras_and_weights(tmp_path):
     x, y = toy_data(32)
     model = small_model(routings=2, lam_recon=0.5)
@@ -189,6 +191,7 @@ def test_conv_stack_shapes_and_weights():
     assert broadcast.conv_kernel_size == 3 and broadcast.get_config()["conv_kernel_size"] == 3
 
 
+@pytest.mark.slow
 def test_conv_stack_with_batch_norm_trains_and_round_trips(tmp_path):
     x, y = toy_data()
     model = small_model(conv_filters=(8, 16), conv_kernel_size=3, conv_strides=(1, 1), conv_batch_norm=True)

@@ -53,6 +53,7 @@ def test_config_round_trip():
     assert float(keras.ops.convert_to_numpy(clone.learning_rate)) == pytest.approx(2e-3)
 
 
+@pytest.mark.slow
 def test_compiled_capsnet_saves_and_loads_with_it(tmp_path):
     model = CapsNet(input_shape=(28, 28, 1), classes=3, conv_filters=8, primary_channels=2, routings=1)
     model.compile(optimizer=TorchAdam(1e-3))
