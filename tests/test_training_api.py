@@ -116,8 +116,13 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert metrics["policy"] == "float32"
     assert [row["learning_rate"] for row in history] == pytest.approx([0.001, 0.0009])
     # Validating on held-out images: the test set is scored once, at the end.
-    metrics = run(_config(mnist_dir, str(tmp_path / "val"), epochs=1, val_split=0.2, figures=False))
+    # (with the authors' levers a run can name: they reach the model it saves)
+    levers = dict(decoder_init="authors", capsule_bias=True, loss_form="authors")
+    metrics = run(_config(mnist_dir, str(tmp_path / "val"), epochs=1, val_split=0.2, figures=False, **levers))
     assert evaluations == [1]
+    saved = keras.saving.load_model(str(tmp_path / "val" / "final.keras")).get_config()
+    assert saved["decoder_kernel_initializer"]["config"]["stddev"] == 0.1
+    assert (saved["capsule_bias"], saved["loss_form"]) == (True, "authors")
     assert metrics["figures"] == {} and not list((tmp_path / "val").glob("*.png"))
     assert len(list((tmp_path / "run").glob("*.png"))) == 3
 

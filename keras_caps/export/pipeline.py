@@ -18,7 +18,7 @@ from keras_caps.export.tflite import CAPSULE_IMPLEMENTATION, VARIANTS, convert, 
 from keras_caps.export.verify import compare, median_latency_ms, predict_batches
 from keras_caps.models.files import load_capsnet
 from keras_caps.models.labels import write_labels
-from keras_caps.settings import setting
+from keras_caps.settings import check_choices, setting
 
 
 @dataclasses.dataclass
@@ -117,16 +117,7 @@ class ExportConfig:
                     "ExportConfig: `variants`: choose from "
                     f"{', '.join(VARIANTS)}; got {', '.join(self.variants) or 'none'}."
                 )
-        choices = (
-            ("target", targets.CHOICES),
-            ("int8_io", ("float32", "int8", "uint8")),
-            ("int8_capsule_implementation", ("grouped_conv", "einsum")),
-        )
-        for name, allowed in choices:
-            if getattr(self, name) is not None and getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"ExportConfig: `{name}` must be one of {', '.join(allowed)}, got {getattr(self, name)!r}."
-                )
+        check_choices(self)
         for name in ("calibration_images", "latency_runs", "tflm_images", "eval_images", "tflm_arena_limit"):
             value = getattr(self, name)
             if value is None:

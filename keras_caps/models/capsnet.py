@@ -54,6 +54,11 @@ class CapsNet(keras.Model):
             is PyTorch's, U(+-1/sqrt(fan_in)), as in the reference.
         bias_initializer: `"fan_in_uniform"` (PyTorch's, the default) or a Keras
             initializer such as `"zeros"` (Keras's usual choice).
+        decoder_kernel_initializer, decoder_bias_initializer: the decoder's
+            own (None: `kernel_initializer` and `bias_initializer`). The
+            authors' code draws its weights from a normal of standard
+            deviation 0.1 truncated at two, and sets its biases to 0.1
+            (`AUTHORS_DECODER_INIT`).
         capsule_implementation: how the digit capsules compute `u_hat`
             (`DenseCapsule`'s `implementation`): `"einsum"` to train,
             `"grouped_conv"` for int8 TFLite files. Same weights and values.
@@ -125,6 +130,8 @@ class CapsNet(keras.Model):
         down_weight=losses.DOWN_WEIGHT,
         kernel_initializer=None,
         bias_initializer="fan_in_uniform",
+        decoder_kernel_initializer=None,
+        decoder_bias_initializer=None,
         capsule_implementation="einsum",
         class_names=None,
         input_standardization=False,
@@ -189,6 +196,17 @@ class CapsNet(keras.Model):
                 return FanInUniform(fan_in)
             return fresh(bias_initializer)
 
+        self.decoder_kernel_initializer = _optional_initializer(decoder_kernel_initializer)
+        self.decoder_bias_initializer = _optional_initializer(decoder_bias_initializer)
+
+        def decoder_init():
+            return init() if self.decoder_kernel_initializer is None else fresh(self.decoder_kernel_initializer)
+
+        def decoder_bias_init(fan_in):
+            if self.decoder_bias_initializer is None:
+                return bias_init(fan_in)
+            return fresh(self.decoder_bias_initializer)
+
         policy = self.dtype_policy
         conv_layers, channels = [], input_shape[-1]
         for i, (filters, kernel_size, strides) in enumerate(convs):
@@ -237,8 +255,8 @@ class CapsNet(keras.Model):
             keras.layers.Dense(
                 units,
                 activation="relu",
-                kernel_initializer=init(),
-                bias_initializer=bias_init(fan_in),
+                kernel_initializer=decoder_init(),
+                bias_initializer=decoder_bias_init(fan_in),
                 dtype=policy,
                 name=f"decoder_{i}",
             )
@@ -249,8 +267,8 @@ class CapsNet(keras.Model):
             keras.layers.Dense(
                 math.prod(input_shape),
                 activation="sigmoid",
-                kernel_initializer=init(),
-                bias_initializer=bias_init(fan_ins[-1]),
+                kernel_initializer=decoder_init(),
+                bias_initializer=decoder_bias_init(fan_ins[-1]),
                 dtype="float32",
                 name="decoder_output",
             )
@@ -566,7 +584,27 @@ class CapsNet(keras.Model):
                 if isinstance(self.bias_initializer, str)
                 else keras.initializers.serialize(keras.initializers.get(self.bias_initializer))
             ),
+            "decoder_kernel_initializer": _serialize_optional(self.decoder_kernel_initializer),
+            "decoder_bias_initializer": _serialize_optional(self.decoder_bias_initializer),
         }
+
+
+def _optional_initializer(spec):
+    return None if spec is None else keras.initializers.get(spec)
+
+
+def _serialize_optional(initializer):
+    return None if initializer is None else keras.initializers.serialize(initializer)
+
+
+# The authors' code's decoder (Sarasra/models, research/capsules, layers.reconstruction):
+# weights from a normal of standard deviation 0.1 truncated at two, biases 0.1.
+AUTHORS_DECODER_INIT = {
+    "decoder_kernel_initializer": {"class_name": "TruncatedNormal", "config": {"stddev": 0.1}},
+    "decoder_bias_initializer": {"class_name": "Constant", "config": {"value": 0.1}},
+}
+# The decoder's initialisations a run can name (`TrainConfig.decoder_init`): CapsNet's arguments.
+DECODER_INITS = {"default": {}, "authors": AUTHORS_DECODER_INIT}
 
 
 # The largest model CapsNet builds: 1 GiB of float32 weights (the paper's MNIST model holds 33 MB).

@@ -6,8 +6,8 @@ import math
 from keras_caps.data.datasets import CACHE_MODES
 from keras_caps.data.folders import COLOR_MODES
 from keras_caps.losses import LOSS_FORMS
-from keras_caps.models.capsnet import ARCHITECTURES
-from keras_caps.settings import setting
+from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS
+from keras_caps.settings import check_choices, setting
 from keras_caps.training import distribution, precision, recipes, schedules
 
 # The choices of the fields that name things, from the modules that own them.
@@ -109,6 +109,12 @@ class TrainConfig:
     capsule_bias: bool = setting(
         False, "A bias per digit-capsule component before each squash, as the authors' code has (0.1 at start)."
     )
+    decoder_init: str = setting(
+        "default",
+        "The decoder's initialisation. default: the convolutions' (PyTorch's). authors: the authors' code's, "
+        "weights from a normal of deviation 0.1 truncated at two, biases 0.1.",
+        tuple(DECODER_INITS),
+    )
     shift_pixels: int = setting(2, "Random shift of training images, up to this many pixels (0 = none).")
     dataset: str = setting(
         "mnist",
@@ -195,20 +201,7 @@ class TrainConfig:
         for name in ("seed", "steps_per_epoch"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1 if name == "steps_per_epoch" else None)
-        for name, choices in (
-            ("architecture", ("auto",) + tuple(ARCHITECTURES)),
-            ("lr_schedule", SCHEDULE_NAMES),
-            ("mixed_precision", POLICIES),
-            ("strategy", STRATEGIES),
-            ("tuner", TUNERS),
-            ("cache", CACHE_MODES),
-            ("loss_form", tuple(LOSS_FORMS)),
-            ("color_mode", (None,) + COLOR_MODES),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"TrainConfig: `{name}` must be one of {', '.join(map(str, choices))}, got {getattr(self, name)!r}."
-                )
+        check_choices(self)
         checks = (
             ("lr", lambda v: v > 0, "a positive number"),
             ("lr_decay", lambda v: 0 < v <= 1, "in (0, 1]"),

@@ -22,7 +22,7 @@ import keras
 from keras_caps.data.datasets import load_data, split_size, spread_images, to_arrays
 from keras_caps.data.pipeline import input_pipeline
 from keras_caps.machine import describe_machine, peak_rss_mib
-from keras_caps.models.capsnet import ARCHITECTURES, CapsNet, architecture_of, choose_architecture
+from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
 from keras_caps.models.files import ModelFileError, load_capsnet
 from keras_caps.optimizers import EMAWarmupAdam
 from keras_caps.training import averaging, checkpoints, figures, schedules
@@ -200,6 +200,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
             input_shape=info.image_shape,
             classes=info.classes,
             capsule_bias=config.capsule_bias,
+            **DECODER_INITS[config.decoder_init],
             **run_settings,
         )
         if config.weights:

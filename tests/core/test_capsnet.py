@@ -284,3 +284,26 @@ def test_a_standardized_model_reconstructs_the_standardized_image_and_draws_it_b
     assert loss == pytest.approx(margin + model.lam_recon * np.mean((decoded - target) ** 2), rel=1e-4)
     plain = small_model()
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain.reconstruction_target(x)), x)
+
+
+def test_the_authors_decoder_initialisation_reaches_only_the_decoder_and_round_trips(tmp_path):
+    from keras_caps.models.capsnet import AUTHORS_DECODER_INIT
+
+    model = small_model(decoder_units=(256, 256), **AUTHORS_DECODER_INIT)
+    for layer in model.decoder_layers:
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in (layer.kernel, layer.bias))
+        np.testing.assert_array_equal(bias, np.float32(0.1))
+        assert np.abs(kernel).max() <= 0.2  # a normal of deviation 0.1, redrawn beyond two
+        # the deviation of that truncated normal: 0.1 * 0.8796
+        assert kernel.std() == pytest.approx(0.08796, rel=0.05)
+    # the convolutions keep PyTorch's U(+-1/sqrt(fan_in)) and fan-in biases
+    conv = keras.ops.convert_to_numpy(model.conv1.kernel)
+    assert np.abs(conv).max() <= 1 / np.sqrt(np.prod(conv.shape[:3]))
+    default = small_model(decoder_units=(256, 256))
+    assert keras.ops.convert_to_numpy(default.decoder_layers[0].bias).std() > 0
+    assert default.get_config()["decoder_kernel_initializer"] is None
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    config = keras.models.load_model(path).get_config()
+    assert config["decoder_kernel_initializer"]["class_name"] == "TruncatedNormal"
+    assert config["decoder_bias_initializer"]["config"]["value"] == 0.1
