@@ -93,3 +93,19 @@ def test_capsnet_with_the_authors_loss_form():
     assert CapsNet.from_config(model.get_config()).loss_form == "authors"
     with pytest.raises(ValueError, match="`loss_form` must be one of ports, authors"):
         CapsNet(loss_form="mine")
+
+
+def test_the_authors_loss_is_the_ports_with_reconstruction_at_7_84_scaled_by_a_twentieth():
+    """On 10 classes the authors' margin is 1/20 of the ports': their loss is 0.05 x the
+    ports' with `lam_recon` 20 x 0.392 = 7.84. Adam's steps do not change with the loss's
+    scale (up to its epsilon), so `--loss_form authors` trains as `--lam_recon 7.84` does."""
+    small = dict(input_shape=(28, 28, 1), classes=10, conv_filters=16, primary_channels=4)
+    authors = CapsNet(**small, loss_form="authors")
+    ports = CapsNet(**small, lam_recon=7.84)
+    ports.set_weights(authors.get_weights())
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, (4, 28, 28, 1)).astype("float32")
+    labels = rng.integers(0, 10, 4)
+    loss_authors = float(authors.compute_loss(x, labels, authors(x), training=True))
+    loss_ports = float(ports.compute_loss(x, labels, ports(x), training=True))
+    np.testing.assert_allclose(loss_authors, 0.05 * loss_ports, rtol=1e-5)
