@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
 import pytest
 
+from keras_caps import CapsNet
 from keras_caps.cli import flag_names
 from keras_caps.training import TrainConfig, TrainingError, run
 from keras_caps.training.trainer import split_validation
@@ -125,6 +127,19 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert (saved["capsule_bias"], saved["loss_form"]) == (True, "authors")
     assert metrics["figures"] == {} and not list((tmp_path / "val").glob("*.png"))
     assert len(list((tmp_path / "run").glob("*.png"))) == 3
+
+
+def test_fine_tuning_refuses_settings_that_would_change_the_models_network(mnist_dir, tmp_path):
+    path = str(tmp_path / "m.keras")
+    CapsNet(input_shape=(28, 28, 1), classes=10, conv_filters=16, primary_channels=4).save(path)
+    for given, named in (
+        (dict(capsule_bias=True), "`capsule_bias` (the model has no capsule biases)"),
+        (dict(decoder_init="authors"), "`decoder_init` authors"),
+        (dict(architecture="micro"), "`architecture` micro (the model's: its own)"),
+    ):
+        with pytest.raises(TrainingError, match=re.escape(named)):
+            run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, **given))
+    assert not (tmp_path / "r" / "final.keras").exists()
 
 
 def test_run_errors_name_arguments(mnist_dir, tmp_path):

@@ -69,6 +69,21 @@ def check_fits(model, info, what):
         raise TrainingError(f"{what} does not fit {info.name}: it {'; it '.join(problems)}.")
 
 
+def _check_fine_tuning(config, source):
+    """A fine-tuned model keeps its network: a setting that would change it is an error, not ignored."""
+    given, own = [], architecture_of(source)
+    if config.architecture not in ("auto", own):
+        given.append(f"`architecture` {config.architecture} (the model's: {own or 'its own'})")
+    if config.capsule_bias and not source.digit_caps.use_bias:
+        given.append("`capsule_bias` (the model has no capsule biases)")
+    if config.decoder_init != "default":
+        given.append(f"`decoder_init` {config.decoder_init} (its decoder is trained already)")
+    if given:
+        raise TrainingError(
+            f"`weights` {config.weights}: a fine-tuned model keeps its network; leave unset {'; '.join(given)}."
+        )
+
+
 def _few(names):
     return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
 
@@ -148,6 +163,12 @@ def _prepare(config):
     return strategy, seed, policy, data
 
 
+def model_options(config):
+    """The CapsNet arguments a run's settings give beyond its architecture: the authors'
+    levers (a run's model and every trial of a search take them)."""
+    return {"capsule_bias": config.capsule_bias, "loss_form": config.loss_form, **DECODER_INITS[config.decoder_init]}
+
+
 def resolve_architecture(config, info):
     """`(name, why)`: the named architecture of a run; `"auto"` chooses from the data's images
     (`keras_caps.models.capsnet.choose_architecture`)."""
@@ -186,6 +207,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         # Fine-tuning a saved model or preset: its architecture, this run's loss and routing.
         source = _load_model(config.weights)
         check_fits(source, info, f"`weights` {config.weights}")
+        _check_fine_tuning(config, source)
         settings = {k: v for k, v in source.get_config().items() if k not in ("name", "dtype")}
         names = source.class_names or run_settings["class_names"]  # the data's, where the model has none
         model = CapsNet.from_config({**settings, **run_settings, "class_names": names})  # built by its constructor
@@ -199,9 +221,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
             architecture,
             input_shape=info.image_shape,
             classes=info.classes,
-            capsule_bias=config.capsule_bias,
-            **DECODER_INITS[config.decoder_init],
-            **run_settings,
+            **{**model_options(config), **run_settings},
         )
         if config.weights:
             model.load_weights(config.weights)
@@ -480,7 +500,7 @@ def tune(config):
         classes=info.classes,
         shift_pixels=config.shift_pixels,
         seed=seed,
-        model_kwargs={**ARCHITECTURES[architecture], "class_names": info.class_names or None},
+        model_kwargs={**ARCHITECTURES[architecture], **model_options(config), "class_names": info.class_names or None},
         lr_schedule=config.lr_schedule,
         warmup_steps=config.warmup_steps,
         steps_per_epoch=config.steps_per_epoch,
