@@ -3,6 +3,7 @@ start-up and the `main()` wrapper."""
 
 import dataclasses
 import re
+import shlex
 import sys
 import types
 
@@ -98,7 +99,5 @@ def config_values(config_class, flag_values, skip=()):
 def given_flags(config_class, flag_values, program):
     """`program` and the flags of `config_class`'s fields given on its command line, as a
     shell would take them back (each as absl writes it)."""
-    import shlex
-
     names = [f.name for f in dataclasses.fields(config_class)]
     return shlex.join([*program.split(), *(flag_values[n].serialize() for n in names if flag_values[n].present)])

@@ -1,5 +1,9 @@
 """Facts about the machine at hand: CPU model and vector units, GPU, peak memory."""
 
+import os
+import platform
+import sys
+
 import keras
 
 
@@ -37,9 +41,6 @@ def cpu_has_bf16():
 
 def describe_machine():
     """What a run's figures depend on: the CPU's model, cores and vector units, and a GPU."""
-    import os
-    import platform
-
     info = _cpuinfo()
 
     def field(name):  # the first core's `name : value` line
@@ -64,7 +65,6 @@ def peak_rss_mib():
     """This process's peak resident memory in MiB (None where the OS does not say)."""
     try:
         import resource
-        import sys
     except ImportError:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS

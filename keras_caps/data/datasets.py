@@ -6,6 +6,7 @@ random shift with zero padding (training only), batch, prefetch.
 
 import dataclasses
 import os
+import socket
 
 import numpy as np
 
@@ -349,8 +350,6 @@ def _is_prepared(builder):
 def _can_resolve(host):
     # A name lookup only (no connection): offline machines fail it at once,
     # where TFDS's download would retry for minutes.
-    import socket
-
     try:
         socket.getaddrinfo(host, 443)
         return True

@@ -1,6 +1,7 @@
 """Turning any image file into what the model was trained on."""
 
 import os
+import warnings
 
 import numpy as np
 
@@ -11,8 +12,6 @@ class ImageFileError(ValueError):
 
 def load_image(path):
     """Decodes an image file with Pillow, or raises ImageFileError naming it."""
-    import warnings
-
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):

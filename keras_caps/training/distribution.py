@@ -9,6 +9,7 @@ Batch sizes are global: a batch of 100 on 4 replicas gives each 25 images,
 and one optimizer step sees all 100, so the learning rate needs no scaling.
 """
 
+import contextlib
 import json
 import os
 
@@ -90,8 +91,6 @@ class SingleDevice:
     cluster_resolver = None
 
     def scope(self):
-        import contextlib
-
         return contextlib.nullcontext()
 
 

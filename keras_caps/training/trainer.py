@@ -15,9 +15,12 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
+import warnings
 
 import keras
+import numpy as np
 
 from keras_caps.data.datasets import load_data, split_size, spread_images, to_arrays
 from keras_caps.data.pipeline import input_pipeline
@@ -37,8 +40,6 @@ class TrainingError(RuntimeError):
 
 def split_validation(train, fraction, seed):
     """`(train, validation)`: a random `fraction` of the `(images, labels)` arrays held out."""
-    import numpy as np
-
     x, y = train
     if len(x) < 2:
         raise TrainingError(f"`val_split` needs at least 2 training images, got {len(x)}.")
@@ -399,8 +400,6 @@ def run(config, command=None):
     name = "test_metrics.json" if config.testing else "metrics.json"
     checkpoints.atomic_write_json(os.path.join(out_dir, name), metrics)
     if not is_chief(strategy):
-        import shutil
-
         shutil.rmtree(out_dir, ignore_errors=True)
         return metrics
     acc = results["accuracy"]
@@ -462,8 +461,6 @@ def tune(config):
     `config.epochs` epochs) on a validation split of the training set
     (`config.val_split`, 0.1 if 0); the best model is saved to `save_dir`/best.keras
     and evaluated once on the test set. Returns the summary written to tuning.json."""
-    import warnings
-
     from keras_caps.training.tuning import search  # keras-tuner loads only for a search
 
     if config.strategy in ("multi_worker", "tpu"):
