@@ -158,12 +158,15 @@ def test_recipes_fill_the_fields_left_unset():
     reference = TrainConfig(recipe="reference")
     assert (reference.epochs, reference.lr, reference.lr_schedule) == (50, 0.001, "exponential")
     assert reference.warmup_steps == 0 and reference.ema_momentum == 0
+    long = TrainConfig(recipe="long")
+    assert (long.epochs, long.lr, long.lr_schedule, long.warmup_steps) == (50, 0.003, "cosine", 600)
+    assert long.ema_momentum == 0.999
     # A value given explicitly wins over the recipe's, and is not counted as the recipe's.
     cut = TrainConfig(recipe="reference", epochs=20, warmup_steps=0)
     assert cut.epochs == 20 and cut.lr == 0.001
     assert cut.from_recipe == set(RECIPES["reference"]) - {"epochs", "warmup_steps"}
     assert cut.to_dict()["epochs"] == 20 and "from_recipe" not in cut.to_dict()
-    with pytest.raises(ValueError, match="`recipe` must be one of fast, reference, micro, got 'paper'"):
+    with pytest.raises(ValueError, match="`recipe` must be one of fast, long, reference, micro, got 'paper'"):
         TrainConfig(recipe="paper")
     for bad in (1.0, -0.5, "0.9"):
         with pytest.raises(ValueError, match=r"`ema_momentum` must be in \[0, 1\)"):
