@@ -1,7 +1,7 @@
 """Long training runs, carried on across sessions: the runs a runs file names.
 
     python benchmarks/long_runs.py benchmarks/runs/converged.txt --data_dir ../shared/data/mnist \
-        [--runs_dir ~/runs] [--results benchmarks/results/converged] [--one] [--dry_run]
+        [--runs_dir ~/runs] [--results benchmarks/results/converged] [--one] [--dry_run] [--progress]
 
 The runs file holds one run a line: its name, then train.py's flags beyond `--routings 3
 --data_dir D --verbose 2 --save_dir RUNS_DIR/NAME` (`#` starts a comment). Runs, one after
@@ -10,7 +10,9 @@ by default benchmarks/results/ and the runs file's name), and copies each finish
 there. A run's checkpoints live in `--runs_dir`/NAME, so a killed run continues where it stopped
 when this is started again with the same `--runs_dir`: on another machine too, where that folder
 travels (sessions keep it in the working tree, `--runs_dir carried_runs`, since their home folder
-does not reach the next one). Prints one JSON line per run. Then, for the table and figure:
+does not reach the next one). Prints one JSON line per run. `--progress` runs nothing: it copies
+each pending run's epochs so far (its log.csv) to RESULTS/NAME, where a session leaves a run going.
+Then, for the table and figure:
 
     python benchmarks/convergence.py benchmarks/results/converged/* \
         --out benchmarks/figures/mnist_convergence.png --markdown
@@ -69,6 +71,18 @@ def keep_record(name, runs_dir, results):
     return os.path.join(results, name)
 
 
+def keep_progress(name, runs_dir, results):
+    """Copies an unfinished run's log.csv (a row per epoch done) into `results`/NAME; returns
+    its epochs done, or None where the run has not started. A finished run's record replaces it."""
+    source = os.path.join(runs_dir, name, "log.csv")
+    if not os.path.isfile(source):
+        return None
+    os.makedirs(os.path.join(results, name), exist_ok=True)
+    shutil.copy(source, os.path.join(results, name, "log.csv"))
+    with open(source) as fh:
+        return max(0, sum(1 for line in fh if line.strip()) - 1)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", help="the runs file (benchmarks/runs/*.txt)")
@@ -77,6 +91,7 @@ def main(argv=None):
     p.add_argument("--results", help="where finished runs' records are kept (default: benchmarks/results/RUNS)")
     p.add_argument("--one", action="store_true", help="run only the next pending run")
     p.add_argument("--dry_run", action="store_true", help="print the pending runs' commands, run nothing")
+    p.add_argument("--progress", action="store_true", help="copy the pending runs' epochs so far, run nothing")
     args = p.parse_args(argv)
     if not os.path.isdir(args.data_dir):
         p.error(f"--data_dir {args.data_dir}: no such folder.")
@@ -90,6 +105,9 @@ def main(argv=None):
     data_dir, runs_dir = os.path.abspath(args.data_dir), os.path.abspath(args.runs_dir)
     names = pending(runs, results)[: 1 if args.one else None]
     for name in names:
+        if args.progress:
+            print(json.dumps({"run": name, "epochs_done": keep_progress(name, runs_dir, results)}))
+            continue
         cmd = command(runs, name, data_dir, runs_dir)
         if args.dry_run:
             print(json.dumps({"run": name, "command": cmd}))

@@ -162,6 +162,15 @@ def test_long_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, mon
     assert [json.loads(line)["run"] for line in capsys.readouterr().out.splitlines()] == ["fast_s1", "fast_s2"]
     with pytest.raises(FileNotFoundError, match="no history.json, metrics.json; the run did not finish"):
         long_runs.keep_record("fast_s2", str(runs_dir), str(results))
+    # --progress copies a run's epochs so far (fast_s1 has two), and runs nothing.
+    os.makedirs(runs_dir / "fast_s1")
+    (runs_dir / "fast_s1" / "log.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
+    capsys.readouterr()
+    assert long_runs.main([*args, "--progress"]) == ["fast_s1", "fast_s2"] and len(ran) == 3
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed == [{"run": "fast_s1", "epochs_done": 2}, {"run": "fast_s2", "epochs_done": None}]
+    assert (results / "fast_s1" / "log.csv").read_text() == "epoch,loss\n1,0.5\n2,0.4\n"
+    assert long_runs.pending(runs, str(results)) == ["fast_s1", "fast_s2"]  # still to run
     # With no --results, the records go to benchmarks/results/<runs file's name>: all four are there.
     converged = os.path.join(long_runs.ROOT, "benchmarks", "runs", "converged.txt")
     assert long_runs.main([converged, "--data_dir", "."]) == []
