@@ -3,6 +3,7 @@
 field's, made by `keras_caps.cli.define_config_flags`.
 
     python train.py --routings 3                       # TFDS mnist (downloads when online), 20 epochs
+    python train.py --recipe long                      # the default's schedule over 50 epochs
     python train.py --recipe reference                 # the PyTorch/Keras ports' 50-epoch schedule
     python train.py --data_dir ../shared/data/mnist    # the four local IDX files
     python train.py --testing --weights runs/capsnet/best.keras --data_dir DIR
