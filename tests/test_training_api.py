@@ -110,9 +110,12 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert metrics["config"]["epochs"] == 1 and metrics["train_images"] == 60 and metrics["steps_per_epoch"] == 2
     assert 0 < history[-1]["train_seconds"] < history[-1]["seconds"]  # the test pass comes after the steps
     # Resumed with more epochs: the schedule comes back with the optimizer; the policy with the
-    # checkpoint, whatever this machine's would be, and the record says so.
-    bf16 = dict(mixed_precision="mixed_bfloat16")
-    metrics = run(_config(mnist_dir, save, recipe="reference", epochs=2, warmup_steps=1, **bf16))
+    # checkpoint, whatever `auto` would pick for a new run here (bf16), and the record says so.
+    from keras_caps.training import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    auto = dict(mixed_precision="auto")
+    metrics = run(_config(mnist_dir, save, recipe="reference", epochs=2, warmup_steps=1, **auto))
     history = json.load(open(os.path.join(save, "history.json")))
     assert [row["epoch"] for row in history] == [1, 2] and metrics["epochs_this_run"] == 1
     assert metrics["policy"] == "float32"

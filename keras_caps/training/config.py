@@ -158,7 +158,10 @@ class TrainConfig:
         "architecture; it must take the data's images and classes).",
     )
     mixed_precision: str = setting(
-        "auto", "Dtype policy. auto: mixed_float16 on GPU, mixed_bfloat16 on CPUs with bf16, else float32.", POLICIES
+        "auto",
+        "Dtype policy. auto: mixed_float16 on GPU, mixed_bfloat16 on CPUs with bf16, else float32; a resumed "
+        "or tested model keeps its own unless this machine would only emulate it.",
+        POLICIES,
     )
     seed: int | None = setting(None, "Random seed for weights, shuffling and shifts (unset: random).")
     steps_per_epoch: int | None = setting(None, "Batches per epoch (default: one pass over the training set).")

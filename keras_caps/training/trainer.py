@@ -31,7 +31,7 @@ from keras_caps.optimizers import EMAWarmupAdam
 from keras_caps.training import averaging, checkpoints, figures, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
-from keras_caps.training.precision import resolve_policy
+from keras_caps.training.precision import policy_for_saved, resolve_policy, with_policy
 
 
 class TrainingError(RuntimeError):
@@ -178,10 +178,20 @@ def resolve_architecture(config, info):
     return choose_architecture(info.image_shape, info.classes)
 
 
+def _continue_in_policy(model, config, path):
+    """A loaded model in the policy this run computes in: its own, unless `mixed_precision` asks
+    for another or this machine would only emulate it (a bf16 run resumed on an AVX2-only CPU)."""
+    policy = policy_for_saved(model.dtype_policy.name, config.mixed_precision)
+    if policy != model.dtype_policy.name:
+        why = "as asked" if config.mixed_precision != "auto" else "this machine would only emulate its policy"
+        print(f"{path} computes in {model.dtype_policy.name}; continuing in {policy} ({why}), same weights.")
+    return with_policy(model, policy)
+
+
 def _build_or_resume(config, info, steps, done, checkpoint):
     """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new."""
     if config.testing:
-        model = _load_model(config.weights)
+        model = _continue_in_policy(_load_model(config.weights), config, config.weights)
         if not model.compiled:  # a preset's model is saved without its optimizer
             model.compile()
         return model
@@ -189,7 +199,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
     if done and checkpoint:
         if not config.resume:
             print(f"{config.save_dir} holds an interrupted run ({done} epochs done): resuming it.")
-        model = _load_model(checkpoint, "save_dir")
+        model = _continue_in_policy(_load_model(checkpoint, "save_dir"), config, checkpoint)
         # The checkpoint's optimizer carries the schedule it was saved with; the
         # config's replaces it (the same one for the same settings), so a resumed
         # run can change its rate or length, and checkpoints from before
@@ -303,8 +313,8 @@ def run(config, command=None):
                 history = [row for row in json.load(fh) if row["epoch"] <= done]
     with strategy.scope():
         model = _build_or_resume(config, info, steps, done, checkpoint)
-    # A loaded model computes in the policy it was saved with (CapsNet's config carries it and
-    # hands it to every layer), whatever this machine's `auto` picks.
+    # A resumed or tested model keeps the policy it was saved with where this machine runs it
+    # (CapsNet's config carries it to every layer), whatever `auto` would pick for a new one.
     policy = model.dtype_policy.name
     check_fits(model, info, "The model")
 
