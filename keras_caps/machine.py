@@ -61,6 +61,15 @@ def describe_machine():
     }
 
 
+def machine_label(machine=None):
+    """`describe_machine()` in one line, as a run's history gives each epoch's machine:
+    "Intel(R) Xeon(R) Processor (6/167), 2 cores, AVX-512, bf16"."""
+    m = machine or describe_machine()
+    cpu = f"{m['cpu']} ({m['cpu_family_model']})" if m["cpu_family_model"] else m["cpu"]
+    flags = [name for name, has in (("AVX-512", m["avx512"]), ("bf16", m["bf16"]), ("GPU", m["gpu"])) if has]
+    return ", ".join([cpu, f"{m['cores']} cores", *flags])
+
+
 def peak_rss_mib():
     """This process's peak resident memory in MiB (None where the OS does not say)."""
     try:

@@ -91,7 +91,9 @@ def test_a_bf16_run_resumed_on_a_cpu_without_bf16_continues_in_float32(mnist_dir
     assert metrics["policy"] == "float32" and metrics["epochs"] == 2
     second = keras.models.load_model(os.path.join(save, "checkpoints", "epoch-0002.keras"))
     assert second.dtype_policy.name == "float32" and int(second.optimizer.iterations) == 4  # not restarted
-    assert len(json.load(open(os.path.join(save, "history.json")))) == 2
+    history = json.load(open(os.path.join(save, "history.json")))
+    assert [row["policy"] for row in history] == ["mixed_bfloat16", "float32"]  # where each epoch ran
+    assert all(" cores" in row["machine"] for row in history)
     # `testing` on such a machine scores the bf16 checkpoint in float32 too.
     checkpoint = os.path.join(save, "checkpoints", "epoch-0001.keras")
     tested = run(_config(mnist_dir, str(tmp_path / "test"), testing=True, weights=checkpoint))

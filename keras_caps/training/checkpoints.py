@@ -94,12 +94,14 @@ class RunCheckpoint(keras.callbacks.Callback):
     """At each epoch's end: the epoch checkpoint (with optimizer state), the
     best model by `monitor` (the averaged weights, when the optimizer keeps a
     moving average), `history.json` and `log.csv`, each written atomically.
-    A run killed at any moment resumes from the last whole epoch.
+    A run killed at any moment resumes from the last whole epoch. `facts` (a dict) go into
+    every epoch's row beside its logs: a run carried across machines says where each epoch ran.
     """
 
-    def __init__(self, save_dir, history=None, monitor="val_accuracy", keep=2):
+    def __init__(self, save_dir, history=None, monitor="val_accuracy", keep=2, facts=None):
         super().__init__()
         self.save_dir = save_dir
+        self.facts = dict(facts or {})
         self.history = list(history or [])
         self.monitor = monitor
         self.keep = keep
@@ -121,7 +123,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         folder = os.path.join(self.save_dir, CHECKPOINT_DIR)
         # The epoch checkpoint is written last: it is what a restart resumes from,
         # and everything it needs (the history up to it) is already on disk.
-        self.history = [row for row in self.history if row["epoch"] < done] + [{"epoch": done, **logs}]
+        self.history = [row for row in self.history if row["epoch"] < done] + [{"epoch": done, **logs, **self.facts}]
         self._write_history()
         value = logs.get(self.monitor)
         if value is not None and (self.best is None or value > self.best):

@@ -24,7 +24,7 @@ import numpy as np
 
 from keras_caps.data.datasets import load_data, split_size, spread_images, to_arrays
 from keras_caps.data.pipeline import input_pipeline
-from keras_caps.machine import describe_machine, peak_rss_mib
+from keras_caps.machine import describe_machine, machine_label, peak_rss_mib
 from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
 from keras_caps.models.files import ModelFileError, load_capsnet
 from keras_caps.optimizers import EMAWarmupAdam
@@ -326,7 +326,9 @@ def run(config, command=None):
         train_data = batches(train, config, training=True, seed=seed, first_epoch=done)
         val_data = batches(val, config, training=False)
         nan_stop = checkpoints.StopOnNaN()
-        run_checkpoint = checkpoints.RunCheckpoint(out_dir, history)
+        run_checkpoint = checkpoints.RunCheckpoint(
+            out_dir, history, facts={"policy": policy, "machine": machine_label()}
+        )
         # AveragedValidation first: it renames the val_ scores the others read.
         callbacks = [
             averaging.AveragedValidation(val_data),
