@@ -21,6 +21,10 @@ import math
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from keras_caps.machine import machine_label  # noqa: E402  (run as a script, from any folder)
+
 PORTS_ERROR = 0.34  # % test error: the PyTorch and Keras ports of the reference, mean of 3 runs after 50 epochs
 PAPER_ERROR = 0.25  # % test error: Sabour et al. 2017, 3 routings with reconstruction
 Y_TOP = 5.0  # % error: the figure's ceiling
@@ -67,8 +71,31 @@ def load_run(folder, label=None):
         "wall_minutes": round(minutes[-1], 1),
         "policy": metrics.get("policy"),
         "machine": metrics.get("machine"),
+        **where_epochs_ran(history, metrics),
         "peak_rss_mib": metrics.get("peak_rss_mib"),
     }
+
+
+def where_epochs_ran(history, metrics):
+    """`{"cpu": text, "policies": text}` of a run: one machine and policy, or, for a run resumed
+    elsewhere, each with its epochs ("A (epochs 1-37); B (epochs 38-50)"). Each history row names
+    its own (train.py since commit 40ce6e6); rows before that are taken as the finishing machine's."""
+    finished = (machine_label(metrics.get("machine") or {}), metrics.get("policy"))
+    spans = []  # [(machine, policy), first, last]
+    for row in history:
+        where = (row.get("machine", finished[0]), row.get("policy", finished[1]))
+        if spans and spans[-1][0] == where:
+            spans[-1][2] = row["epoch"]
+        else:
+            spans.append([where, row["epoch"], row["epoch"]])
+
+    def text(index):
+        values = [(where[index], first, last) for where, first, last in spans]
+        if len({v for v, _, _ in values}) == 1:
+            return str(values[0][0])
+        return "; ".join(f"{v} (epochs {a}-{b})" for v, a, b in values)
+
+    return {"cpu": text(0), "policies": text(1)}
 
 
 def summarize(runs):
@@ -108,17 +135,7 @@ def summarize(runs):
 
 
 def _where(run):
-    return cpu_text(run["machine"]), run["policy"]
-
-
-def cpu_text(machine):
-    """A run's CPU in words: 'AMD EPYC (2 cores, AVX-512, bf16)', 'AMD EPYC (2 cores, no AVX-512)'."""
-    m = machine or {}
-    units = "".join(part for part, on in ((", AVX-512", m.get("avx512")), (", bf16", m.get("bf16"))) if on)
-    # Recorded as absent (not merely unknown): an AVX2-only CPU, whose float32 steps are several times slower.
-    units += ", no AVX-512" if m.get("avx512") is False else ""
-    kind = f"family/model {m['cpu_family_model']}, " if m.get("cpu_family_model") else ""
-    return f"{m.get('cpu', '?')} ({kind}{m.get('cores', '?')} cores{units})"
+    return run["cpu"], run["policies"]
 
 
 def plot(runs, path):
@@ -137,7 +154,7 @@ def plot(runs, path):
         color = colors.setdefault(run["label"], f"C{len(colors)}")
         labels.append(
             f"{run['label']} (seed {run['seed']}): {run['final_error_percent']:.2f}% after {run['epochs']} epochs"
-            + ("" if one_machine else f", {cpu_text(run['machine'])}, {run['policy']}")
+            + ("" if one_machine else f", {run['cpu']}, {run['policies']}")
         )
         # One colour a label, one marker a seed within it: the seeds stay apart where they cross.
         nth = seen[run["label"]] = seen.get(run["label"], -1) + 1
@@ -160,7 +177,7 @@ def plot(runs, path):
     axes[0].set_ylabel(f"MNIST {where} error (%) after each epoch" + (f" (above {top:g}%: off)" if clipped else ""))
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("wall-clock minutes (training and per-epoch scoring)")
-    where_run = f", {cpu_text(runs[0]['machine'])}, {runs[0]['policy']}" if one_machine else ""
+    where_run = f", {runs[0]['cpu']}, {runs[0]['policies']}" if one_machine else ""
     axes[0].set_title(f"CapsNet (3 routings) on MNIST{where_run}")
     axes[1].set_title("against each run's minutes" + ("" if one_machine else " (on its own machine)"))
     axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -183,7 +200,7 @@ def markdown(runs):
         rss = f"{r['peak_rss_mib'] / 1024:.2f} GiB" if r["peak_rss_mib"] else ""
         lines.append(
             f"| {r['label']} | {r['seed']} | {r['final_error_percent']:.2f}% | {r['epochs']} | {r['train_minutes']} "
-            f"| {r['wall_minutes']} | {cpu_text(r['machine'])} | {r['policy']} | {rss} |"
+            f"| {r['wall_minutes']} | {r['cpu']} | {r['policies']} | {rss} |"
         )
     # The runs epoch by epoch, side by side: the error of the model each run keeps after that epoch.
     epochs = max(r["epochs"] for r in runs)

@@ -62,12 +62,16 @@ def describe_machine():
 
 
 def machine_label(machine=None):
-    """`describe_machine()` in one line, as a run's history gives each epoch's machine:
-    "Intel(R) Xeon(R) Processor (6/167), 2 cores, AVX-512, bf16"."""
-    m = machine or describe_machine()
-    cpu = f"{m['cpu']} ({m['cpu_family_model']})" if m["cpu_family_model"] else m["cpu"]
-    flags = [name for name, has in (("AVX-512", m["avx512"]), ("bf16", m["bf16"]), ("GPU", m["gpu"])) if has]
-    return ", ".join([cpu, f"{m['cores']} cores", *flags])
+    """A machine in words, as a run's history gives each epoch's and BENCHMARKS names a run's:
+    "AMD EPYC (family/model 25/17, 2 cores, AVX-512, bf16)". `machine`: `describe_machine()`'s
+    dict (by default this machine's; a key missing from an old record is left out)."""
+    m = describe_machine() if machine is None else machine
+    units = "".join(part for part, on in ((", AVX-512", m.get("avx512")), (", bf16", m.get("bf16"))) if on)
+    # Recorded as absent (not merely unknown): an AVX2-only CPU, whose float32 steps are several times slower.
+    units += ", no AVX-512" if m.get("avx512") is False else ""
+    units += ", GPU" if m.get("gpu") else ""
+    kind = f"family/model {m['cpu_family_model']}, " if m.get("cpu_family_model") else ""
+    return f"{m.get('cpu', '?')} ({kind}{m.get('cores', '?')} cores{units})"
 
 
 def peak_rss_mib():

@@ -106,6 +106,23 @@ def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machine
     assert labels[1].endswith("0.28% after 2 epochs, AMD EPYC (family/model 25/1, 2 cores, no AVX-512), mixed_bfloat16")
 
 
+def test_convergence_names_where_each_epoch_ran_for_a_run_resumed_elsewhere(tmp_path):
+    import json
+
+    from benchmarks.convergence import load_run
+
+    folder = _fake_run(tmp_path / "r", "long", 0, [1.0, 0.5, 0.4, 0.3])
+    history = json.load(open(f"{folder}/history.json"))
+    for row in history[2:]:  # epochs 3-4 resumed on an AVX2-only CPU (rows 1-2 predate the row's facts)
+        row.update(machine="Intel Xeon (2 cores, no AVX-512)", policy="float32")
+    json.dump(history, open(f"{folder}/history.json", "w"))
+    run = load_run(folder)
+    assert run["cpu"] == "AMD EPYC (2 cores, AVX-512, bf16) (epochs 1-2); Intel Xeon (2 cores, no AVX-512) (epochs 3-4)"
+    assert run["policies"] == "mixed_bfloat16 (epochs 1-2); float32 (epochs 3-4)"
+    one = load_run(_fake_run(tmp_path / "one", "long", 1, [1.0, 0.3]))
+    assert (one["cpu"], one["policies"]) == ("AMD EPYC (2 cores, AVX-512, bf16)", "mixed_bfloat16")
+
+
 def test_long_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, monkeypatch, capsys):
     import json
     import os

@@ -286,7 +286,7 @@ def test_the_machine_a_run_records_names_the_cpus_family_and_model(monkeypatch):
         True,
     )
     one_line = facts.machine_label({**machine, "cores": 2, "gpu": False})  # a history row's `machine`
-    assert one_line == "AMD EPYC (25/17), 2 cores, AVX-512, bf16"
+    assert one_line == "AMD EPYC (family/model 25/17, 2 cores, AVX-512, bf16)"
     monkeypatch.setattr(facts, "_cpuinfo", lambda: "flags\t\t: fpu avx2\n")  # no /proc/cpuinfo lines: no guess
     machine = facts.describe_machine()
     assert machine["cpu_family_model"] is None and not machine["avx512"] and not machine["bf16"]
