@@ -1,10 +1,12 @@
-"""Test error against wall-clock minutes for finished train.py runs, with the paper's and the ports' figures.
+"""Test error against wall-clock minutes for train.py runs, with the paper's and the ports' figures.
 
     python benchmarks/convergence.py ~/runs/fast_s0 ~/runs/fast_s1 ~/runs/fast_s2 ~/runs/reference20_s0 \
-        --out benchmarks/figures/mnist_convergence.png [--json summary.json] [--markdown]
+        --out benchmarks/figures/mnist_convergence.png [--json summary.json] [--markdown [--epochs 1,2,5,10]]
 
-Each argument is a run's --save_dir (its history.json and metrics.json), optionally as LABEL=DIR;
-runs are grouped by label (default: the run's recipe). The
+Each argument is a run's --save_dir (its history.json and metrics.json), optionally as LABEL=DIR,
+or a run still going as `long_runs.py --progress` records it (history.json and running.json: its
+epochs so far, no final error, left out of the means); runs are grouped by label (default: the
+run's recipe). `--epochs` picks the per-epoch table's columns. The
 curve is the per-epoch validation score (the test set for runs with --val_split 0, as the final
 runs are; the held-out training images otherwise) against the cumulative wall-clock minutes of
 the epochs (training and validation). Prints one JSON line per run, one per label (mean, spread
@@ -35,16 +37,20 @@ class RunError(ValueError):
 
 
 def load_run(folder, label=None):
-    """One run's figures from its `history.json` and `metrics.json`."""
+    """One run's figures from its `history.json` and `metrics.json`; a run still going
+    (long_runs.py --progress: `history.json` and `running.json`) has no final error."""
+    running = not os.path.isfile(os.path.join(folder, "metrics.json")) and os.path.isfile(
+        os.path.join(folder, "running.json")
+    )
     rows = {}
-    for name in ("history.json", "metrics.json"):
+    for name in ("history.json", "running.json" if running else "metrics.json"):
         path = os.path.join(folder, name)
         try:
             with open(path) as f:
                 rows[name] = json.load(f)
         except (OSError, ValueError) as error:
-            raise RunError(f"{path}: not a finished run's file ({error}).") from None
-    history, metrics = rows["history.json"], rows["metrics.json"]
+            raise RunError(f"{path}: not a finished or running run's file ({error}).") from None
+    history, metrics = rows["history.json"], rows["running.json" if running else "metrics.json"]
     if not history or any("val_accuracy" not in row or "seconds" not in row for row in history):
         raise RunError(f"{folder}: history.json has no per-epoch val_accuracy and seconds.")
     config = metrics["config"]
@@ -66,7 +72,8 @@ def load_run(folder, label=None):
         if all("raw_val_accuracy" in row for row in history)
         else None,
         "minutes": [round(m, 2) for m in minutes],
-        "final_error_percent": round(100 * metrics["test_error"], 3),
+        "running": running,
+        "final_error_percent": None if running else round(100 * metrics["test_error"], 3),
         "train_minutes": round(sum(row.get("train_seconds", row["seconds"]) for row in history) / 60, 1),
         "wall_minutes": round(minutes[-1], 1),
         "policy": metrics.get("policy"),
@@ -80,7 +87,11 @@ def where_epochs_ran(history, metrics):
     """`{"cpu": text, "policies": text}` of a run: one machine and policy, or, for a run resumed
     elsewhere, each with its epochs ("A (epochs 1-37); B (epochs 38-50)"). Each history row names
     its own (train.py since commit 40ce6e6); rows before that are taken as the finishing machine's."""
-    finished = (machine_label(metrics.get("machine") or {}), metrics.get("policy"))
+    unknown = "not recorded"  # a running run's rows from before rows named their machine
+    finished = (
+        machine_label(metrics["machine"]) if metrics.get("machine") else unknown,
+        metrics.get("policy", unknown),
+    )
     spans = []  # [(machine, policy), first, last]
     for row in history:
         where = (row.get("machine", finished[0]), row.get("policy", finished[1]))
@@ -99,10 +110,11 @@ def where_epochs_ran(history, metrics):
 
 
 def summarize(runs):
-    """Per label: the runs' final errors (mean, sample std, min, max) and mean minutes."""
+    """Per label: the finished runs' final errors (mean, sample std, min, max) and mean minutes."""
     labels = {}
     for run in runs:
-        labels.setdefault(run["label"], []).append(run)
+        if not run["running"]:  # a run still going has no final error yet
+            labels.setdefault(run["label"], []).append(run)
     out = []
     for label, group in labels.items():
         errors = [r["final_error_percent"] for r in group]
@@ -153,7 +165,12 @@ def plot(runs, path):
     for run in runs:
         color = colors.setdefault(run["label"], f"C{len(colors)}")
         labels.append(
-            f"{run['label']} (seed {run['seed']}): {run['final_error_percent']:.2f}% after {run['epochs']} epochs"
+            f"{run['label']} (seed {run['seed']}): "
+            + (
+                f"{run['error_percent'][-1]:.2f}% after {run['epochs']} epochs, running"
+                if run["running"]
+                else f"{run['final_error_percent']:.2f}% after {run['epochs']} epochs"
+            )
             + ("" if one_machine else f", {run['cpu']}, {run['policies']}")
         )
         # One colour a label, one marker a seed within it: the seeds stay apart where they cross.
@@ -191,32 +208,36 @@ def plot(runs, path):
     return labels
 
 
-def markdown(runs):
+def markdown(runs, epochs=None):
+    """The runs' table, then their error after each epoch (or after each of `epochs`)."""
     lines = [
         "| run | seed | test error | epochs | training minutes | wall minutes | CPU | policy | peak RSS |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
         rss = f"{r['peak_rss_mib'] / 1024:.2f} GiB" if r["peak_rss_mib"] else ""
+        error = "running" if r["running"] else f"{r['final_error_percent']:.2f}%"
         lines.append(
-            f"| {r['label']} | {r['seed']} | {r['final_error_percent']:.2f}% | {r['epochs']} | {r['train_minutes']} "
+            f"| {r['label']} | {r['seed']} | {error} | {r['epochs']} | {r['train_minutes']} "
             f"| {r['wall_minutes']} | {r['cpu']} | {r['policies']} | {rss} |"
         )
     # The runs epoch by epoch, side by side: the error of the model each run keeps after that epoch.
-    epochs = max(r["epochs"] for r in runs)
+    epochs = epochs or range(1, max(r["epochs"] for r in runs) + 1)
     lines += [
         "",
         f"| {'test' if runs[0]['on_test_set'] else 'validation'} error (%) after epoch | "
-        + " | ".join(str(e) for e in range(1, epochs + 1))
+        + " | ".join(str(e) for e in epochs)
         + " |",
-        "| --- |" + " --- |" * epochs,
+        "| --- |" + " --- |" * len(epochs),
     ]
     for r in runs:
-        cells = [f"{e:.2f}" for e in r["error_percent"]] + [""] * (epochs - r["epochs"])
-        lines.append(f"| {r['label']}, seed {r['seed']} | " + " | ".join(cells) + " |")
-        if r["raw_error_percent"]:
-            cells = [f"{e:.2f}" for e in r["raw_error_percent"]] + [""] * (epochs - r["epochs"])
-            lines.append(f"| {r['label']}, seed {r['seed']}, weights as trained | " + " | ".join(cells) + " |")
+        for name, errors in (
+            (f"{r['label']}, seed {r['seed']}", r["error_percent"]),
+            (f"{r['label']}, seed {r['seed']}, weights as trained", r["raw_error_percent"]),
+        ):
+            if errors:
+                cells = [f"{errors[e - 1]:.2f}" if e <= len(errors) else "" for e in epochs]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -226,7 +247,14 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="the PNG to write")
     p.add_argument("--json", help="also write the runs and the summary to this JSON file")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table of the runs")
+    p.add_argument("--epochs", help="the epochs the Markdown table shows, e.g. 1,2,5,10,20 (default: all)")
     args = p.parse_args(argv)
+    try:
+        epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
+    except ValueError:
+        p.error(f"--epochs {args.epochs}: not a comma-separated list of epoch numbers.")
+    if epochs and min(epochs) < 1:
+        p.error(f"--epochs {args.epochs}: epochs count from 1.")
     try:
         runs = [load_run(*reversed(arg.split("=", 1))) if "=" in arg else load_run(arg) for arg in args.runs]
     except RunError as error:
@@ -243,7 +271,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"runs": runs, "summary": summary}, f, indent=2)
     if args.markdown:
-        print(markdown(runs))
+        print(markdown(runs, epochs))
     return summary
 
 

@@ -11,7 +11,8 @@ there. A run's checkpoints live in `--runs_dir`/NAME, so a killed run continues 
 when this is started again with the same `--runs_dir`: on another machine too, where that folder
 travels (sessions keep it in the working tree, `--runs_dir carried_runs`, since their home folder
 does not reach the next one). Prints one JSON line per run. `--progress` runs nothing: it copies
-each pending run's epochs so far (its log.csv) to RESULTS/NAME, where a session leaves a run going.
+each pending run's epochs so far (its history.json, and running.json naming its flags) to
+RESULTS/NAME, where a session leaves a run going; convergence.py tables them as running.
 Then, for the table and figure:
 
     python benchmarks/convergence.py benchmarks/results/converged/* \
@@ -71,16 +72,27 @@ def keep_record(name, runs_dir, results):
     return os.path.join(results, name)
 
 
-def keep_progress(name, runs_dir, results):
-    """Copies an unfinished run's log.csv (a row per epoch done) into `results`/NAME; returns
-    its epochs done, or None where the run has not started. A finished run's record replaces it."""
-    source = os.path.join(runs_dir, name, "log.csv")
+def keep_progress(name, runs, runs_dir, results):
+    """Copies an unfinished run's history.json (a row per epoch done) into `results`/NAME, with
+    `running.json` (its flags, seed and recipe from the runs file), so convergence.py can table it;
+    returns its epochs done, or None where the run has not started. A finished run's record replaces it."""
+    source = os.path.join(runs_dir, name, "history.json")
     if not os.path.isfile(source):
         return None
-    os.makedirs(os.path.join(results, name), exist_ok=True)
-    shutil.copy(source, os.path.join(results, name, "log.csv"))
+    folder = os.path.join(results, name)
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(source, os.path.join(folder, "history.json"))
+    flags = dict(runs)[name]
+    value = dict(zip(flags, flags[1:]))  # --flag value pairs
+    config = {
+        "recipe": value.get("--recipe", "fast"),  # train.py's default recipe
+        "seed": int(value["--seed"]) if "--seed" in value else None,
+        "val_split": float(value.get("--val_split", 0)),
+    }
+    with open(os.path.join(folder, "running.json"), "w") as fh:
+        json.dump({"flags": list(flags), "config": config}, fh, indent=1)
     with open(source) as fh:
-        return max(0, sum(1 for line in fh if line.strip()) - 1)
+        return len(json.load(fh))
 
 
 def main(argv=None):
@@ -106,7 +118,7 @@ def main(argv=None):
     names = pending(runs, results)[: 1 if args.one else None]
     for name in names:
         if args.progress:
-            print(json.dumps({"run": name, "epochs_done": keep_progress(name, runs_dir, results)}))
+            print(json.dumps({"run": name, "epochs_done": keep_progress(name, runs, runs_dir, results)}))
             continue
         cmd = command(runs, name, data_dir, runs_dir)
         if args.dry_run:

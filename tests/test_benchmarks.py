@@ -181,12 +181,22 @@ def test_long_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, mon
         long_runs.keep_record("fast_s2", str(runs_dir), str(results))
     # --progress copies a run's epochs so far (fast_s1 has two), and runs nothing.
     os.makedirs(runs_dir / "fast_s1")
-    (runs_dir / "fast_s1" / "log.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
+    epochs = [{"epoch": 1, "val_accuracy": 0.99, "seconds": 60.0}, {"epoch": 2, "val_accuracy": 0.995, "seconds": 60.0}]
+    (runs_dir / "fast_s1" / "history.json").write_text(json.dumps(epochs))
     capsys.readouterr()
     assert long_runs.main([*args, "--progress"]) == ["fast_s1", "fast_s2"] and len(ran) == 3
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert printed == [{"run": "fast_s1", "epochs_done": 2}, {"run": "fast_s2", "epochs_done": None}]
-    assert (results / "fast_s1" / "log.csv").read_text() == "epoch,loss\n1,0.5\n2,0.4\n"
+    assert json.load(open(results / "fast_s1" / "history.json")) == epochs
+    running = json.load(open(results / "fast_s1" / "running.json"))
+    assert running["config"] == {"recipe": "fast", "seed": 1, "val_split": 0.0}
+    # convergence.py tables it as running: its epochs, no final error, not in the seeds' mean.
+    from benchmarks.convergence import load_run, markdown, summarize
+
+    run = load_run(str(results / "fast_s1"))
+    assert run["running"] and run["final_error_percent"] is None and run["error_percent"] == [1.0, 0.5]
+    assert "| fast | 1 | running | 2 |" in markdown([run]) and summarize([run]) == []
+    assert "| fast, seed 1 | 0.50 |" in markdown([run], epochs=[2])  # the columns asked for
     assert long_runs.pending(runs, str(results)) == ["fast_s1", "fast_s2"]  # still to run
     # With no --results, the records go to benchmarks/results/<runs file's name>: all four are there.
     converged = os.path.join(long_runs.ROOT, "benchmarks", "runs", "converged.txt")
