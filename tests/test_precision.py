@@ -96,5 +96,6 @@ def test_a_bf16_run_resumed_on_a_cpu_without_bf16_continues_in_float32(mnist_dir
     assert all(" cores" in row["machine"] for row in history)
     # `testing` on such a machine scores the bf16 checkpoint in float32 too.
     checkpoint = os.path.join(save, "checkpoints", "epoch-0001.keras")
+    capsys.readouterr()
     tested = run(_config(mnist_dir, str(tmp_path / "test"), testing=True, weights=checkpoint))
-    assert tested["policy"] == "float32"
+    assert tested["policy"] == "float32" and "scoring it in float32" in capsys.readouterr().out

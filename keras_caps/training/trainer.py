@@ -184,7 +184,8 @@ def _continue_in_policy(model, config, path):
     policy = policy_for_saved(model.dtype_policy.name, config.mixed_precision)
     if policy != model.dtype_policy.name:
         why = "as asked" if config.mixed_precision != "auto" else "this machine would only emulate its policy"
-        print(f"{path} computes in {model.dtype_policy.name}; continuing in {policy} ({why}), same weights.")
+        going_on = "scoring it" if config.testing else "continuing"
+        print(f"{path} computes in {model.dtype_policy.name}; {going_on} in {policy} ({why}), same weights.")
     return with_policy(model, policy)
 
 
