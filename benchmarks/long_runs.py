@@ -69,6 +69,9 @@ def keep_record(name, runs_dir, results):
     os.makedirs(os.path.join(results, name), exist_ok=True)
     for f in RECORD:
         shutil.copy(os.path.join(source, f), os.path.join(results, name, f))
+    for f in ("running.json", "log.csv"):  # what --progress kept of it while it ran
+        if os.path.isfile(os.path.join(results, name, f)):
+            os.remove(os.path.join(results, name, f))
     return os.path.join(results, name)
 
 

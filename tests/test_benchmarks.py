@@ -198,6 +198,12 @@ def test_long_runs_runs_what_is_not_recorded_and_keeps_each_record(tmp_path, mon
     assert "| fast | 1 | running | 2 |" in markdown([run]) and summarize([run]) == []
     assert "| fast, seed 1 | 0.50 |" in markdown([run], epochs=[2])  # the columns asked for
     assert long_runs.pending(runs, str(results)) == ["fast_s1", "fast_s2"]  # still to run
+    # Finished, its record replaces what --progress kept.
+    for f in ("history.json", "metrics.json"):
+        (runs_dir / "fast_s1" / f).write_text(json.dumps(epochs if f == "history.json" else {"run": "fast_s1"}))
+    long_runs.keep_record("fast_s1", str(runs_dir), str(results))
+    assert sorted(os.listdir(results / "fast_s1")) == ["history.json", "metrics.json"]
+    assert long_runs.pending(runs, str(results)) == ["fast_s2"]
     # With no --results, the records go to benchmarks/results/<runs file's name>: all four are there.
     converged = os.path.join(long_runs.ROOT, "benchmarks", "runs", "converged.txt")
     assert long_runs.main([converged, "--data_dir", "."]) == []
