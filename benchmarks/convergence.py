@@ -24,6 +24,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keras_caps.machine loads TensorFlow: not its start-up lines
 
 from keras_caps.machine import machine_label  # noqa: E402  (run as a script, from any folder)
 
@@ -194,7 +195,7 @@ def plot(runs, path):
     axes[0].set_ylabel(f"MNIST {where} error (%) after each epoch" + (f" (above {top:g}%: off)" if clipped else ""))
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("wall-clock minutes (training and per-epoch scoring)")
-    where_run = f", {runs[0]['cpu']}, {runs[0]['policies']}" if one_machine else ""
+    where_run = f"\n{runs[0]['cpu']}, {runs[0]['policies']}" if one_machine else ""  # long: a line of its own
     axes[0].set_title(f"CapsNet (3 routings) on MNIST{where_run}")
     axes[1].set_title("against each run's minutes" + ("" if one_machine else " (on its own machine)"))
     axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
