@@ -87,7 +87,7 @@ def load_run(folder, label=None):
 def where_epochs_ran(history, metrics):
     """`{"cpu": text, "policies": text}` of a run: one machine and policy, or, for a run resumed
     elsewhere, each with its epochs ("A (epochs 1-37); B (epochs 38-50)"). Each history row names
-    its own (train.py since commit 40ce6e6); rows before that are taken as the finishing machine's."""
+    its own (train.py since commit bf8b784); rows before that are taken as the finishing machine's."""
     unknown = "not recorded"  # a running run's rows from before rows named their machine
     finished = (
         machine_label(metrics["machine"]) if metrics.get("machine") else unknown,
