@@ -83,6 +83,11 @@ def test_convergence_summary_and_figure(tmp_path, capsys):
         main([runs[0], val, "--out", str(tmp_path / "e.png")])
     with pytest.raises(SystemExit):
         main([str(tmp_path / "absent"), "--out", str(tmp_path / "e.png")])
+    # --epochs: the table's columns, named in the error when they are not epoch numbers.
+    for bad, message in (("1,two", "not a comma-separated list of epoch numbers"), ("0,5", "epochs count from 1")):
+        with pytest.raises(SystemExit):
+            main([runs[0], "--out", str(tmp_path / "e.png"), "--markdown", "--epochs", bad])
+        assert f"--epochs {bad}: {message}" in capsys.readouterr().err
 
 
 def test_convergence_names_each_runs_cpu_when_the_runs_were_on_different_machines(tmp_path):
