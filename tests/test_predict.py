@@ -10,9 +10,10 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_caps import CapsNet
-from keras_caps.apps.predict import predict_files
+from keras_caps.apps.predict import load_classifier, predict_files
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
-from tests.helpers import run_cli, run_program
+from keras_caps.training import precision
+from tests.helpers import run_cli, run_program, small_model
 
 
 def digit(size=28):
@@ -166,6 +167,21 @@ def test_predict_files_writes_to_the_streams_of_its_call(models):
     buffer = io.StringIO()
     assert predict_files(str(folder / "m.keras"), [str(folder / "a.png")], out=buffer) == 0
     assert buffer.getvalue().split()[0] == str(folder / "a.png")
+
+
+@pytest.mark.parametrize("bf16_cpu", [False, True])
+def test_a_bf16_model_predicts_in_float32_where_this_cpu_would_emulate_bf16(tmp_path, monkeypatch, bf16_cpu):
+    """A model trained on a bf16 CPU, moved to an AVX2-only one: float32 there, its own policy where bf16 is native."""
+    model = small_model(dtype="mixed_bfloat16")
+    images = np.random.default_rng(0).random((8, 12, 12, 1), dtype=np.float32)
+    in_bf16 = model.predict(images, verbose=0)
+    model.save(tmp_path / "m.keras")
+    monkeypatch.setattr(precision, "has_gpu", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: bf16_cpu)
+    classify, shape, _ = load_classifier(str(tmp_path / "m.keras"))
+    in_float32 = precision.with_policy(model, "float32").predict(images, verbose=0)
+    assert shape == (12, 12, 1) and not np.array_equal(in_bf16, in_float32)
+    np.testing.assert_array_equal(classify(images), in_bf16 if bf16_cpu else in_float32)
 
 
 def test_photo_like_digits_come_back_as_mnist_digits():

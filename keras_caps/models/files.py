@@ -12,9 +12,10 @@ class ModelFileError(ValueError):
     """A model file that cannot be loaded or run; the message names it."""
 
 
-def load_capsnet(path):
+def load_capsnet(path, compile=True):
     """Loads a `keras_caps.CapsNet` from a `.keras` file or a preset (a shipped name or a
-    preset folder, its files checked first), or raises ModelFileError."""
+    preset folder, its files checked first), or raises ModelFileError. `compile=False`
+    leaves out the optimizer and its state (enough to predict or export)."""
     if presets.is_preset(path):
         try:
             path = presets.model_path(path)
@@ -27,7 +28,7 @@ def load_capsnet(path):
     elif not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such file{presets.missing_file_hint(path)}.")
     try:
-        model = keras.models.load_model(path)
+        model = keras.models.load_model(path, compile=compile)
     except Exception as error:  # zip, JSON, h5 and deserialization errors alike
         raise ModelFileError(f"{path}: not a loadable .keras model ({type(error).__name__}: {error}).") from None
     if not isinstance(model, CapsNet):

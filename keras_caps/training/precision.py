@@ -42,7 +42,7 @@ def with_policy(model, policy):
         return model
     copy = type(model).from_config({**model.get_config(), "dtype": policy})
     copy.set_weights(model.get_weights())
-    if model.optimizer is None:
+    if getattr(model, "optimizer", None) is None:  # never compiled, or loaded with compile=False
         return copy
     # mixed_float16's compile wraps the optimizer in a LossScaleOptimizer: its state is the inner one's.
     source = getattr(model.optimizer, "inner_optimizer", model.optimizer)
