@@ -64,8 +64,11 @@ def test_train_py_flags_are_the_config_fields():
         assert values[field.name].default == field.default, field.name
         assert field.metadata["help"] in values[field.name].help, field.name
     assert set(values) >= {f.name for f in dataclasses.fields(TrainConfig)} | {"tune"}
-    values(["train.py", "--image_size", "32x48"])
-    assert module.config_from_flags(values).image_size == (32, 48)
+    for text in ("32x48", "32X48", " 32 , 48 "):
+        values(["train.py", "--image_size", text])
+        assert module.config_from_flags(values).image_size == (32, 48), text
+    values(["train.py", "--image_size", "40"])
+    assert module.config_from_flags(values).image_size == (40, 40)
 
 
 def test_split_validation_holds_out_a_seeded_share():

@@ -23,8 +23,8 @@ _RECIPES_TEXT = "; ".join(
 
 
 def parse_image_size(text):
-    """ "32,48", "32x48" or "32" (square) -> (height, width)."""
-    parts = text.replace("x", ",").split(",")
+    """ "32,48", "32x48", "32X48" or "32" (square) -> (height, width)."""
+    parts = text.lower().replace("x", ",").split(",")
     try:
         size = tuple(int(p) for p in parts)
     except ValueError:
@@ -32,7 +32,9 @@ def parse_image_size(text):
     if len(size) == 1:
         size = size * 2
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"`image_size` must be HEIGHT,WIDTH (two integers >= 1) or one for a square, got {text!r}.")
+        raise ValueError(
+            f"`image_size` must be HEIGHT,WIDTH or HEIGHTxWIDTH (two integers >= 1) or one for a square, got {text!r}."
+        )
     return size
 
 
