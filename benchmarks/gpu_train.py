@@ -1,7 +1,7 @@
 """The paper's MNIST run on the Keras JAX backend (made for the lent GPU machines), with its timings.
 
-    KERAS_BACKEND=jax python benchmarks/gpu_train.py --data_dir DIR [--recipe fast] [--policy mixed_float16]
-        [--routings 3] [--out FOLDER] [train.py's schedule flags: --epochs, --lr, --ema_momentum, ...]
+    KERAS_BACKEND=jax python benchmarks/gpu_train.py --data_dir DIR [--recipe fast|long|...] [--seed 0]
+        [--policy mixed_float16] [--routings 3] [--out FOLDER] [train.py's schedule flags: --epochs, --lr, ...]
 
 `keras_caps.training.run`, the same run as `python train.py`: on a backend other than TensorFlow
 its input is `keras_caps.data.batches.ArrayBatches` (numpy; TensorFlow need not be installed).
@@ -17,14 +17,17 @@ import sys
 
 
 def main():
+    from keras_caps.training.recipes import RECIPES
+    from keras_caps.training.schedules import SCHEDULES
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", required=True, help="folder with the four MNIST IDX files")
-    p.add_argument("--recipe", default="fast", help="train.py's --recipe: fast (20 epochs), reference, micro")
+    p.add_argument("--recipe", default="fast", choices=list(RECIPES), help="train.py's --recipe")
     # The schedule: unset, the recipe's (as in train.py).
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--lr_decay", type=float)
-    p.add_argument("--lr_schedule", choices=["exponential", "cosine"])
+    p.add_argument("--lr_schedule", choices=list(SCHEDULES))
     p.add_argument("--warmup_steps", type=int)
     p.add_argument("--ema_momentum", type=float)
     p.add_argument("--batch_size", type=int, default=100)

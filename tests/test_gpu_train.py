@@ -79,6 +79,10 @@ def test_runs_on_jax_without_tensorflow_or_matplotlib(tmp_path):
             "2",
             "--policy",
             "float32",
+            "--recipe",
+            "long",
+            "--seed",
+            "1",
             "--out",
             str(out),
         ],
@@ -91,13 +95,14 @@ def test_runs_on_jax_without_tensorflow_or_matplotlib(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(out / "gpu_train.json"))
     assert report["summary"]["backend"] == "jax" and report["summary"]["epochs"] == 2
-    # The default recipe: a cosine to 0 over the 4 steps (its warm-up shrinks to none in so short a run),
-    # each epoch's last rate logged; no average either (its window would outlast the run).
+    # The long recipe (peak 0.003): a cosine to 0 over the 4 steps (its warm-up shrinks to none in so short
+    # a run), each epoch's last rate logged; no average either (its window would outlast the run).
     assert [r["lr"] for r in report["epochs"]] == pytest.approx(
-        [0.001 * (1 + np.cos(np.pi / 4)), 0.001 * (1 + np.cos(3 * np.pi / 4))], rel=1e-4
+        [0.0015 * (1 + np.cos(np.pi / 4)), 0.0015 * (1 + np.cos(3 * np.pi / 4))], rel=1e-4
     )
     config = json.load(open(out / "metrics.json"))["config"]
-    assert config["recipe"] == "fast" and config["ema_momentum"] == 0.0 and config["warmup_steps"] == 0  # as used
+    assert config["recipe"] == "long" and config["seed"] == 1  # as used:
+    assert config["ema_momentum"] == 0.0 and config["warmup_steps"] == 0
     for row in report["epochs"]:
         assert np.isfinite(row["loss"]) and row["train_images_per_s"] > 0 and 0 <= row["test_accuracy"] <= 1
     assert (out / "final.keras").exists() and (out / "metrics.json").exists()
