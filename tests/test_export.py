@@ -174,6 +174,40 @@ def test_int8_file_with_integer_io_runs_and_agrees(trained, tmp_path, io_type, i
         convert(saved, "int8", None)
 
 
+def dense_weights(flat):
+    """(version, int8 weights' scale count) of each FULLY_CONNECTED op."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flat, 0)
+    graph, found = model.Subgraphs(0), []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == schema.BuiltinOperator.FULLY_CONNECTED:
+            weights = graph.Tensors(op.Inputs(1))
+            assert weights.Type() == schema.TensorType.INT8
+            found.append((code.Version(), weights.Quantization().ScaleLength()))
+    return found
+
+
+def test_legacy_runtimes_give_the_dynamic_int8_file_per_tensor_dense_weights(trained, tmp_path):
+    _, _, model = trained
+    from keras_caps.export import export_saved_model
+
+    saved = export_saved_model(float32_copy(model, "grouped_conv"), str(tmp_path / "sm"))
+    x = np.random.default_rng(4).uniform(0, 1, (8, 28, 28, 1)).astype("float32")
+    units = [TINY["decoder_units"][0], TINY["decoder_units"][1], 28 * 28]
+    legacy, modern = (convert(saved, "dynamic_int8", legacy_runtimes=flag) for flag in (True, False))
+    assert dense_weights(legacy) == [(9, 1)] * 3  # one scale a layer: tflite-runtime 2.14 runs it
+    assert dense_weights(modern) == [(12, n) for n in units]  # a scale per output unit
+    for flat in (legacy, modern):
+        np.testing.assert_allclose(TFLiteModel(flat)(x), model.predict(x, verbose=0), atol=0.02)
+    # The int8 file keeps per-channel weights either way: its FULLY_CONNECTED v4 runs in 2.14 as it is.
+    int8 = convert(saved, "int8", x, legacy_runtimes=True)
+    assert dense_weights(int8) == [(4, n) for n in units]
+    assert convert(saved, "int8", x, legacy_runtimes=False) == int8
+
+
 def test_integer_only_needs_the_integer_only_savedmodel(trained, tmp_path):
     _, _, model = trained
     from keras_caps.export import export_saved_model

@@ -64,8 +64,8 @@ class ExportConfig:
     variants: tuple | None = setting(None, f"TFLite variants to write: {', '.join(VARIANTS)}. Unset: the target's.")
     legacy_runtimes: bool = setting(
         True,
-        "Keep every file runnable in tflite-runtime 2.14 (per-tensor int8 weights in dense layers); off for "
-        "per-channel.",
+        "Keep every file runnable in tflite-runtime 2.14 (the dynamic-range int8 file's dense layers with "
+        "per-tensor int8 weights); off for per-channel there too.",
     )
     calibration_images: int = setting(200, "Training images used to calibrate the int8 file.")
     eval_images: int | None = setting(None, "Test images for the accuracy report (default: all).")

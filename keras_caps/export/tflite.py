@@ -287,9 +287,10 @@ def convert(
             file's edges are float: QUANTIZE of the images, DEQUANTIZE of the
             outputs, and class_id's ARG_MAX on the dequantized scores. Otherwise
             `INT8_FLOAT_OPS` stay float.
-        legacy_runtimes: per-tensor instead of per-channel int8 weights in dense
-            layers, so the files also run in tflite-runtime 2.14 (FULLY_CONNECTED
-            v9 instead of v12); no measurable accuracy cost (BENCHMARKS.md).
+        legacy_runtimes: for `dynamic_int8`: per-tensor instead of per-channel
+            int8 weights in dense layers, so the file also runs in tflite-runtime
+            2.14 (FULLY_CONNECTED v9 instead of v12); no measurable accuracy cost
+            (BENCHMARKS.md). The other variants run there as they are.
 
     Returns:
         The .tflite flatbuffer (bytes), builtin ops only.
@@ -300,8 +301,9 @@ def convert(
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if legacy_runtimes and variant in ("dynamic_int8", "int8"):
-        # A private converter switch, the only one TF 2.21 offers for this.
+    if legacy_runtimes and variant == "dynamic_int8":
+        # A private converter switch, the only one TF 2.21 offers for this. The int8 file's
+        # FULLY_CONNECTED (v4) keeps per-channel weights, which 2.14 runs: the switch leaves it as it is.
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
