@@ -452,6 +452,26 @@ def test_bad_microcontroller_flags_are_refused_before_any_work(tmp_path, flag, m
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("below", [False, True])
+def test_an_out_that_is_a_file_is_refused_before_any_work(trained, tmp_path, below):
+    (tmp_path / "f").write_text("x")
+    out = tmp_path / "f" / "dist" if below else tmp_path / "f"
+    # --data_dir is absent: the data are never read.
+    result = _export_here(["--model", trained[1], "--out", str(out), "--data_dir", str(tmp_path / "absent")])
+    assert result.returncode == 1
+    assert f"error: --out {out}: {tmp_path / 'f'} is a file, not a folder." in result.stderr
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch):
+    from keras_caps.export import ExportConfig, export
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a user without the right (tests run as root)
+    with pytest.raises(ExportError, match=f"`out` {tmp_path}/o: {tmp_path} is not writable"):
+        export(ExportConfig(model="absent.keras", out=str(tmp_path / "o")))
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_micro_model_exports_for_a_microcontroller_by_default(trained, tmp_path, monkeypatch):
     folder = trained[0]
     keras.utils.set_random_seed(0)

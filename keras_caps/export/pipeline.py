@@ -132,6 +132,17 @@ class ExportConfig:
                 raise ValueError(f"ExportConfig: `{name}` must be > 0, got {getattr(self, name)!r}.")
 
 
+def _check_out(out):
+    """Refuses an `out` that cannot become a writable folder, before any work (and writes nothing)."""
+    existing = os.path.abspath(out)
+    while not os.path.exists(existing):  # the nearest part of the path that exists
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ExportError(f"`out` {out}: {existing} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ExportError(f"`out` {out}: {existing} is not writable.")
+
+
 def export(config):
     """Writes every file `config` asks for and the report; returns the report's rows.
 
@@ -143,6 +154,7 @@ def export(config):
         keras_caps.models.files.ModelFileError: an unreadable `model`.
         keras_caps.data.idx.DataError: unreadable data.
     """
+    _check_out(config.out)
     trained = load_capsnet(config.model)
     f = targets.resolve(config, trained)
     if config.target == "auto":
