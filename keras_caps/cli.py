@@ -1,6 +1,7 @@
 """What the command-line programs share: flags made from a config's fields, quiet
 start-up and the `main()` wrapper."""
 
+import contextlib
 import dataclasses
 import re
 import shlex
@@ -24,14 +25,29 @@ def flag_names(message, names):
     return re.sub(r"`(\w+)`", lambda m: f"--{m.group(1)}" if m.group(1) in names else m.group(0), message)
 
 
+class _FlagNamesStream:
+    """A text stream writing to `stream` with the library's backticked argument names as flags
+    (`flag_names`); everything else (flush, isatty, fileno, ...) is the stream's own."""
+
+    def __init__(self, stream, names):
+        self._stream, self._names = stream, names
+
+    def write(self, text):
+        return self._stream.write(flag_names(text, self._names))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def absl_main(run, expected_errors, takes_args=False, verbose=lambda flag_values: False, flag_values=None):
     """An absl `main(argv)` that calls `run(flag_values)` (`run(flag_values, args)`
     with `takes_args`, for programs that take positional arguments); `flag_values`
     is absl's `flags.FLAGS` unless given (a test's own `flags.FlagValues`).
 
     `expected_errors()` returns the exception types that mean bad input; they
-    end the program with one line on stderr and exit status 1, no traceback,
-    with the library's argument names written as this program's flags.
+    end the program with one line on stderr and exit status 1, no traceback.
+    In those lines and in what the library prints, its backticked argument
+    names are written as this program's flags (`cache` as --cache).
     It is called only when needed, so `--help` does not import TensorFlow.
     `verbose(flag_values)` says whether TensorFlow's own logs are wanted.
     """
@@ -42,7 +58,8 @@ def absl_main(run, expected_errors, takes_args=False, verbose=lambda flag_values
         if len(argv) > 1 and not takes_args:
             raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
         try:
-            run(values, argv[1:]) if takes_args else run(values)
+            with contextlib.redirect_stdout(_FlagNamesStream(sys.stdout, set(values))):
+                run(values, argv[1:]) if takes_args else run(values)
         except Exception as error:
             if not isinstance(error, expected_errors()):
                 raise

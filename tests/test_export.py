@@ -487,7 +487,7 @@ def test_a_micro_model_exports_for_a_microcontroller_by_default(trained, tmp_pat
     out = tmp_path / "dist"
     result = _export_here([*common, "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Target micro (a micro-architecture model; `target` chooses another)." in result.stdout
+    assert "Target micro (a micro-architecture model; --target chooses another)." in result.stdout
     assert sorted(n for n in os.listdir(out) if n.startswith("capsnet")) == [
         "capsnet_int8.cc",
         "capsnet_int8.h",

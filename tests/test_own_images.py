@@ -63,7 +63,8 @@ def test_streaming_from_files_trains_alike(colour_folder, trained, tmp_path):
     streamed = str(tmp_path / "streamed")
     result = train_here(*_flags(colour_folder, streamed, "--cache", "none"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "read from the files as training goes" in result.stdout
+    # The library names its argument (`cache`); train.py's output names the flag.
+    assert "read from the files as training goes" in result.stdout and "; --cache memory holds them)" in result.stdout
     first = json.load(open(os.path.join(save, "metrics.json")))
     second = json.load(open(os.path.join(streamed, "metrics.json")))
     assert second["data_in_memory"] is False
@@ -170,7 +171,7 @@ def test_auto_chooses_the_architecture_from_the_images():
 
 def test_the_run_says_which_architecture_auto_chose(trained):
     save, result = trained
-    assert "Architecture paper_norm, chosen by architecture auto: colour images" in result.stdout
+    assert "Architecture paper_norm, chosen by --architecture auto: colour images" in result.stdout
     metrics = json.load(open(os.path.join(save, "metrics.json")))
     assert metrics["architecture"] == "paper_norm" and metrics["config"]["architecture"] == "auto"
 

@@ -48,6 +48,32 @@ def test_flag_names_turn_arguments_into_flags():
     )
 
 
+def test_what_a_program_prints_names_its_flags():
+    import contextlib
+    import io
+    import sys
+
+    from absl import flags
+
+    from keras_caps.cli import absl_main
+
+    values = flags.FlagValues()
+    flags.DEFINE_float("lr", 0.1, "rate", flag_values=values)
+    values(["prog"])
+    seen = []
+
+    def run(flag_values):
+        seen.append(sys.stdout.isatty())  # the stream's own attributes pass through
+        print("`lr` 0.1 chosen; `keras.Model` as it is")
+        raise ValueError("`lr` too high")
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit):
+        absl_main(run, lambda: (ValueError,), flag_values=values)(["prog"])
+    assert out.getvalue() == "--lr 0.1 chosen; `keras.Model` as it is\n" and seen == [False]
+    assert err.getvalue() == "error: --lr too high\n"
+
+
 def test_train_py_flags_are_the_config_fields():
     """Every field has a flag of its name and default, and the mapping builds the config."""
     import dataclasses

@@ -228,7 +228,7 @@ def _build_or_resume(config, info, steps, done, checkpoint):
     else:
         architecture, why = resolve_architecture(config, info)
         if config.architecture == "auto":
-            print(f"Architecture {architecture}, chosen by architecture auto: {why}.")
+            print(f"Architecture {architecture}, chosen by `architecture` auto: {why}.")
         model = CapsNet.from_architecture(
             architecture,
             input_shape=info.image_shape,
