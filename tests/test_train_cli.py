@@ -93,6 +93,17 @@ def test_bad_flags_are_one_clear_line(mnist_dir, tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_missing_model_is_named_before_the_data_are_read(tmp_path):
+    # The data folder is absent too: the model's error comes first.
+    absent = str(tmp_path / "w.keras")
+    for args, message in (
+        (["--weights", absent], f"error: --weights {absent}: no such file.\n"),
+        (["--testing", "--weights", "mnist_micr"], "error: --weights mnist_micr: no such file, and no preset of"),
+    ):
+        result = train_here("--data_dir", str(tmp_path / "absent"), "--save_dir", str(tmp_path / "r"), *args)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
 def test_missing_data_dir_and_corrupt_file(tmp_path):
     result = train_here("--data_dir", str(tmp_path / "absent"), "--save_dir", str(tmp_path / "r"))
     assert result.returncode == 1 and "no such directory" in result.stderr and "Traceback" not in result.stderr

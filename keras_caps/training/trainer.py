@@ -26,7 +26,7 @@ from keras_caps.data.datasets import load_data, split_size, spread_images, to_ar
 from keras_caps.data.pipeline import input_pipeline
 from keras_caps.machine import describe_machine, machine_label, peak_rss_mib
 from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
-from keras_caps.models.files import ModelFileError, load_capsnet
+from keras_caps.models.files import ModelFileError, check_model_path, load_capsnet
 from keras_caps.optimizers import EMAWarmupAdam
 from keras_caps.training import averaging, checkpoints, figures, schedules
 from keras_caps.training.config import TrainConfig
@@ -49,9 +49,10 @@ def split_validation(train, fraction, seed):
     return (x[keep], y[keep]), (x[val], y[val])
 
 
-def _load_model(path, what="weights"):
+def _load_model(path, what="weights", check_only=False):
+    """The CapsNet in `path` (`check_only`: only that it names a file or preset), or TrainingError."""
     try:
-        return load_capsnet(path)
+        return check_model_path(path) if check_only else load_capsnet(path)
     except ModelFileError as error:
         raise TrainingError(f"`{what}` {error}") from None
 
@@ -139,6 +140,8 @@ def _prepare(config):
     """Checks the save folder, makes the strategy, seeds, sets the policy and loads the data."""
     checkpoints.check_writable(config.save_dir)
     checkpoints.remove_temporaries(config.save_dir)
+    if config.weights:  # a mistyped model is named before the data are read (a folder's can take minutes)
+        _load_model(config.weights, check_only=True)
     # Made first: a multi-worker strategy must exist before other TensorFlow work.
     try:
         strategy = make_strategy(config.strategy)
