@@ -2,6 +2,7 @@
 
     python predict.py --model dist/capsnet_int8.tflite a.png b.jpg
     python predict.py --model mnist_micro my_digit.png      # a preset shipped in the package
+    python predict.py --model runs/capsnet/best.keras photos/   # every image under a folder
 
 Prints one line per image: the file name, the predicted class and its score
 (the capsule length). Any size or colour mode is accepted (see
@@ -36,7 +37,7 @@ def main(flag_values, files):
     from keras_caps.apps.predict import predict_files
 
     if not files:
-        raise app.UsageError("Name at least one image file.")
+        raise app.UsageError("Name at least one image file or folder.")
     if predict_files(flag_values.model, files):
         sys.exit(1)
 

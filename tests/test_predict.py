@@ -155,6 +155,35 @@ def test_cli_bad_models(models, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_folder_stands_for_the_images_under_it(models, tmp_path):
+    import shutil
+
+    folder, _ = models
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    shutil.copy(folder / "a.png", tmp_path / "d" / "sub" / "x.PNG")
+    shutil.copy(folder / "b.jpg", tmp_path / "d" / "y.jpg")
+    (tmp_path / "d" / "notes.txt").write_text("not an image")
+    (tmp_path / "d" / ".DS_Store").write_bytes(b"\0")
+    model = str(folder / "m.keras")
+    out, err = io.StringIO(), io.StringIO()
+    failures = predict_files(model, [str(tmp_path / "d"), str(tmp_path / "empty")], out=out, err=err)
+    assert (
+        failures == 1
+        and err.getvalue() == f"error: {tmp_path / 'empty'}: a folder with no images (.png, .jpg, .jpeg, .bmp, .gif).\n"
+    )
+    one_by_one = io.StringIO()
+    predict_files(model, [str(folder / "b.jpg"), str(folder / "a.png")], out=one_by_one)
+    expected = [line.split(" ", 1)[1] for line in one_by_one.getvalue().splitlines()]
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        str(tmp_path / "d" / "y.jpg"),
+        str(tmp_path / "d" / "sub" / "x.PNG"),
+    ]
+    assert [line.split(" ", 1)[1] for line in lines] == expected  # the same class and score as each file alone
+
+
+@pytest.mark.slow
 def test_predict_files_writes_to_the_streams_of_its_call(models):
     """Imported above, before the streams are swapped: it writes where they are now (a
     notebook's, a test's), not where they were at its import."""

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from keras_caps.data.folders import IMAGE_EXTENSIONS, image_files
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
 from keras_caps.export.litert import TFLiteModel
 from keras_caps.models import presets
@@ -43,10 +44,11 @@ def load_classifier(path):
 
 
 def predict_files(model_path, files, out=None, err=None):
-    """Classifies `files`, a line each on `out` (a readable file's name, class id,
-    score and, where the model has them, class name) or `err` (why it could not
-    be read); `None`: `sys.stdout` and `sys.stderr` as they are at the call, not
-    when this module was imported. Returns the number that could not be read."""
+    """Classifies `files` (image files, or folders: the images under them), a line
+    each on `out` (a readable file's name, class id, score and, where the model has
+    them, class name) or `err` (why it could not be read); `None`: `sys.stdout` and
+    `sys.stderr` as they are at the call, not when this module was imported. Returns
+    the number of files (and folders without images) that could not be read."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
 
@@ -54,15 +56,20 @@ def predict_files(model_path, files, out=None, err=None):
     # MNIST's framing (crop, centre, light on dark) for digit models; a plain resize for any other set.
     digits = shape[-1] == 1 and class_names in (None, [str(d) for d in range(10)])
     failures = 0
-    for name in files:
-        try:
-            image = to_model_input(load_image(name), shape, digits=digits)
-        except ImageFileError as error:
-            print(f"error: {error}", file=err)
+    for given in files:
+        names = image_files(given)[0] if os.path.isdir(given) else [given]
+        if not names:
+            print(f"error: {given}: a folder with no images ({', '.join(IMAGE_EXTENSIONS)}).", file=err)
             failures += 1
-            continue
-        scores = classify(image[None].astype(np.float32))[0]
-        label = int(np.argmax(scores))
-        named = f" {class_names[label]}" if class_names and label < len(class_names) else ""
-        print(f"{name} {label} {float(scores[label]):.4f}{named}", file=out)
+        for name in names:
+            try:
+                image = to_model_input(load_image(name), shape, digits=digits)
+            except ImageFileError as error:
+                print(f"error: {error}", file=err)
+                failures += 1
+                continue
+            scores = classify(image[None].astype(np.float32))[0]
+            label = int(np.argmax(scores))
+            named = f" {class_names[label]}" if class_names and label < len(class_names) else ""
+            print(f"{name} {label} {float(scores[label]):.4f}{named}", file=out)
     return failures

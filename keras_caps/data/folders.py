@@ -75,24 +75,28 @@ def _scan(folder):
         raise DataError(f"{folder}: only one class sub-folder ({classes[0]}); a classifier needs at least 2.")
     paths, labels, skipped = [], [], []
     for label, name in enumerate(classes):
-        count = 0
-        for root, dirs, files in os.walk(os.path.join(folder, name), followlinks=True):
-            dirs.sort()
-            for file in sorted(files):
-                if file.startswith("."):
-                    continue
-                path = os.path.join(root, file)
-                if file.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(path)
-                    labels.append(label)
-                    count += 1
-                else:
-                    skipped.append(path)
-        if not count:
+        images, others = image_files(os.path.join(folder, name))
+        if not images:
             raise DataError(
                 f"{os.path.join(folder, name)}: class {name!r} has no images ({', '.join(IMAGE_EXTENSIONS)})."
             )
+        paths += images
+        labels += [label] * len(images)
+        skipped += others
     return np.array(paths), np.array(labels, np.int64), classes, skipped
+
+
+def image_files(folder):
+    """`(images, others)`: the paths of the files under `folder` (its sub-folders too, in sorted
+    order) whose extension is one of IMAGE_EXTENSIONS, and of the other files; hidden files
+    (`.DS_Store`) are in neither."""
+    images, others = [], []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for file in sorted(files):
+            if not file.startswith("."):
+                (images if file.lower().endswith(IMAGE_EXTENSIONS) else others).append(os.path.join(root, file))
+    return images, others
 
 
 def probe_shapes(paths):
