@@ -3,6 +3,7 @@ the classes, `python -m export --data_dir` writing labels.txt; bad folders and s
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -85,8 +86,6 @@ def test_bad_folder_settings_are_one_line_errors(colour_folder, tmp_path, args, 
     result = train_here(*_flags(colour_folder, str(tmp_path / "r"), *args))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    import re
-
     assert re.search(message, result.stderr), result.stderr
 
 
@@ -171,6 +170,9 @@ def test_auto_chooses_the_architecture_from_the_images():
 
 def test_the_run_says_which_architecture_auto_chose(trained):
     save, result = trained
+    assert re.search(
+        r"Test accuracy \d+\.\d\d% \(error \d+\.\d\d%\) on \d+ \w+ images; 1 epoch, \d+ s this run", result.stdout
+    )
     assert "Architecture paper_norm, chosen by --architecture auto: colour images" in result.stdout
     metrics = json.load(open(os.path.join(save, "metrics.json")))
     assert metrics["architecture"] == "paper_norm" and metrics["config"]["architecture"] == "auto"

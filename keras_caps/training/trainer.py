@@ -421,10 +421,14 @@ def run(config, command=None):
     acc = results["accuracy"]
     print(
         f"Test accuracy {100 * acc:.2f}% (error {100 * (1 - acc):.2f}%) on {info.test_size} "
-        f"{info.name} images; {metrics['epochs'] or 0} epochs, {train_seconds:.0f} s this run; "
+        f"{info.name} images; {_count(metrics['epochs'] or 0, 'epoch')}, {train_seconds:.0f} s this run; "
         f"results in {save_dir}/"
     )
     return metrics
+
+
+def _count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def preset_metadata(metrics, dataset, test_images, command):
