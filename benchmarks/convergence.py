@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keras_caps.machine loads TensorFlow: not its start-up lines
@@ -201,6 +202,7 @@ def plot(runs, path):
     axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     # Below both panels: the machine names are long and would cover the curves.
     handles, names = axes[0].get_legend_handles_labels()
+    names = [textwrap.fill(name, 90) for name in names]  # a run that moved names each machine: in lines
     fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
