@@ -47,6 +47,24 @@ def test_a_colour_folder_trains_and_the_class_names_travel(trained):
     assert model.reconstruct(np.zeros((1, 24, 24, 3), "float32")).shape == (1, 24, 24, 3)
 
 
+def test_the_run_scores_each_class_and_draws_its_confusion_matrix(trained):
+    save, result = trained
+    metrics = json.load(open(os.path.join(save, "metrics.json")))
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum(axis=1).tolist() == [2, 2, 2]
+    # Counted in its own pass over the test set, it agrees with Keras's evaluation.
+    assert np.trace(matrix) / 6 == pytest.approx(metrics["test_accuracy"])
+    rows = metrics["per_class"]
+    assert [r["class"] for r in rows] == list(CLASSES) and [r["images"] for r in rows] == [2, 2, 2]
+    assert [r["correct"] for r in rows] == np.diag(matrix).tolist()
+    assert os.path.getsize(metrics["figures"]["confusion"]) > 0
+    if np.trace(matrix) < 6:  # the line names the weakest class, with the class its images went to
+        worst = min(rows, key=lambda r: r["accuracy"])
+        assert f"Weakest classes: {worst['class']} {100 * worst['accuracy']:.2f}% (" in result.stdout
+    else:
+        assert "Weakest classes" not in result.stdout
+
+
 def test_predict_prints_the_class_name_beside_id_and_score(trained, colour_folder):
     save, _ = trained
     image = os.path.join(colour_folder, "test", "sea horse", "01.png")

@@ -29,6 +29,7 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
         "training_curves.png",
         "reconstructions.png",
         "manipulate_latent.png",
+        "confusion_matrix.png",
     ):
         assert os.path.getsize(os.path.join(save, name)) > 0, name
     assert os.listdir(os.path.join(save, "tensorboard"))
@@ -67,7 +68,12 @@ def test_run_leaves_every_file_and_resumes(mnist_dir, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert os.path.exists(tmp_path / "eval" / "reconstructions.png")
-    assert json.load(open(tmp_path / "eval" / "test_metrics.json"))["epochs_this_run"] == 0
+    tested = json.load(open(tmp_path / "eval" / "test_metrics.json"))
+    assert tested["epochs_this_run"] == 0
+    # Digits without names are classes "0".."9"; the matrix's diagonal is evaluate's accuracy.
+    matrix = np.array(tested["confusion_matrix"])
+    assert [r["class"] for r in tested["per_class"]] == [str(i) for i in range(10)]
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(tested["test_accuracy"])
 
 
 @pytest.mark.parametrize(

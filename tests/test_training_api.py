@@ -158,7 +158,7 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert saved["decoder_kernel_initializer"]["config"]["stddev"] == 0.1
     assert (saved["capsule_bias"], saved["loss_form"]) == (True, "authors")
     assert metrics["figures"] == {} and not list((tmp_path / "val").glob("*.png"))
-    assert len(list((tmp_path / "run").glob("*.png"))) == 3
+    assert len(list((tmp_path / "run").glob("*.png"))) == 4
 
 
 def test_fine_tuning_refuses_settings_that_would_change_the_models_network(mnist_dir, tmp_path):

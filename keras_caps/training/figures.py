@@ -1,4 +1,4 @@
-"""PNG figures of a run: training curves, reconstructions, latent manipulation."""
+"""PNG figures of a run: training curves, reconstructions, latent manipulation, confusion matrix."""
 
 import numpy as np
 
@@ -92,3 +92,29 @@ def plot_manipulated_latent(model, image, path, low=-0.25, high=0.25, step=0.05)
         _tile(decoded, len(tweaks)), path, f"class {label}: dimension d (row) + [{low}, {high}] step {step} (columns)"
     )
     return label
+
+
+def plot_confusion(matrix, names, path):
+    """The test set's confusion matrix, each row (true class) as fractions of its images,
+    with the counts written in the cells where there are few enough classes to read them."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    n = len(names)
+    fractions = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    side = min(4 + 0.45 * n, 30)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    shown = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(shown, ax=ax, fraction=0.046, label="fraction of the true class")
+    ticks = np.arange(n)
+    ax.set_xticks(ticks, [str(name) for name in names], rotation=90)
+    ax.set_yticks(ticks, [str(name) for name in names])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if n <= 20:
+        for (row, col), count in np.ndenumerate(matrix):
+            if count:
+                dark = fractions[row, col] > 0.5
+                ax.text(col, row, str(count), ha="center", va="center", color="white" if dark else "black")
+    ax.set_title(f"test set: {int(np.trace(matrix))} of {int(matrix.sum())} right")
+    _save(fig, path)
+    plt.close(fig)

@@ -6,7 +6,7 @@
 A run leaves in `save_dir`: best.keras (by validation accuracy), final.keras,
 checkpoints/epoch-NNNN.keras (with optimizer state and its learning-rate
 schedule, for resuming), log.csv, history.json, tensorboard/ (TensorFlow
-backend), metrics.json, PNG figures and preset/ (the final model with its
+backend), metrics.json (with per-class results), PNG figures and preset/ (the final model with its
 metadata, for `CapsNet.from_preset`). A run whose `save_dir` holds an
 interrupted run's checkpoints continues it.
 """
@@ -28,7 +28,7 @@ from keras_caps.machine import describe_machine, machine_label, peak_rss_mib
 from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
 from keras_caps.models.files import ModelFileError, check_model_path, load_capsnet
 from keras_caps.optimizers import EMAWarmupAdam
-from keras_caps.training import averaging, checkpoints, figures, schedules
+from keras_caps.training import averaging, checkpoints, evaluation, figures, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
 from keras_caps.training.precision import policy_for_saved, resolve_policy, with_policy
@@ -123,12 +123,14 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["seconds"] = round(end - self._start, 2)
 
 
-def _figures(model, history, test, save_dir):
+def _figures(model, history, test, save_dir, matrix, names):
     x_test = spread_images(test, 50)
     paths = {}
     if history:
         paths["curves"] = os.path.join(save_dir, "training_curves.png")
         figures.plot_history(history, paths["curves"])
+    paths["confusion"] = os.path.join(save_dir, "confusion_matrix.png")
+    figures.plot_confusion(matrix, names, paths["confusion"])
     paths["reconstructions"] = os.path.join(save_dir, "reconstructions.png")
     figures.plot_reconstructions(model, x_test, paths["reconstructions"])
     paths["manipulate_latent"] = os.path.join(save_dir, "manipulate_latent.png")
@@ -286,7 +288,8 @@ def run(config, command=None):
 
     Returns:
         The dict written to `metrics.json` (`test_metrics.json` when testing):
-        test accuracy, error and losses, epochs, seconds, policy, backend, the
+        test accuracy, error and losses, each class's accuracy (`per_class`)
+        and the confusion matrix, epochs, seconds, policy, backend, the
         figures' paths and the configuration.
 
     Raises:
@@ -381,7 +384,10 @@ def run(config, command=None):
         results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
-    figure_paths = _figures(model, history, test, out_dir) if config.figures else {}
+    names = model.class_names or info.class_names or [str(i) for i in range(model.classes)]
+    matrix = evaluation.confusion_matrix(model, batches(test, config, training=False), model.classes)
+    classes = evaluation.per_class(matrix, names)
+    figure_paths = _figures(model, history, test, out_dir, matrix, names) if config.figures else {}
     metrics = {
         "test_accuracy": results["accuracy"],
         "test_error": 1.0 - results["accuracy"],
@@ -404,6 +410,8 @@ def run(config, command=None):
         "data_in_memory": info.cached,
         "image_shape": list(info.image_shape),
         "class_names": model.class_names or info.class_names,
+        "per_class": classes,
+        "confusion_matrix": matrix.tolist(),  # rows: true class, columns: predicted
         "figures": figure_paths,
         "config": config.to_dict(),
     }
@@ -424,6 +432,9 @@ def run(config, command=None):
         f"{info.name} images; {_count(metrics['epochs'] or 0, 'epoch')}, {train_seconds:.0f} s this run; "
         f"results in {save_dir}/"
     )
+    weakest = evaluation.weakest_classes(classes)
+    if weakest:
+        print(f"Weakest classes: {weakest}.")
     return metrics
 
 
