@@ -32,6 +32,7 @@ from tests.helpers import program_module
         ("lr_schedule", "step", "`lr_schedule` must be one of exponential, cosine"),
         ("mixed_precision", "float64", "`mixed_precision` must be one of"),
         ("strategy", "ring", "`strategy` must be one of"),
+        ("class_weight", "auto", "`class_weight` must be one of none, balanced, got 'auto'"),
         ("verbose", 3, "`verbose` must be 0, 1 or 2"),
         ("testing", True, "`testing` needs `weights`"),
     ],

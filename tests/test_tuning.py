@@ -135,3 +135,28 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
 def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):
     result = train_here("--data_dir", mnist_dir, "--save_dir", str(tmp_path / "t"), "--tune", *extra)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_search_weighs_every_trials_classes(tmp_path, monkeypatch):
+    seen, fit = [], keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(kwargs.get("class_weight"))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    weights = {i: 1.0 + i / 10 for i in range(10)}
+    search(
+        _arrays(20, 0),
+        _arrays(10, 1),
+        str(tmp_path),
+        algorithm="bayesian",
+        max_trials=2,
+        epochs=1,
+        classes=10,
+        seed=0,
+        model_kwargs=SMALL,
+        verbose=0,
+        class_weight=weights,
+    )
+    assert seen == [weights, weights]

@@ -113,6 +113,16 @@ def to_arrays(split, count=None):
     return split[0][:count], split[1][:count]
 
 
+def split_labels(split):
+    """The class ids of a split, `(n,)` int64, in its order (a TFDS split read from its files is read once for them)."""
+    if isinstance(split, FileSplit):
+        return np.asarray(split.labels, np.int64)
+    if isinstance(split, TfdsSplit):
+        labels = split.dataset().map(lambda x, y: y).batch(10000).as_numpy_iterator()
+        return np.concatenate([np.zeros(0, np.int64), *labels]).astype(np.int64)
+    return np.asarray(split[1], np.int64)
+
+
 def first_images(split, count):
     """The first `count` images of a split as float32 in [0, 1] (for checks)."""
     return _as_float(to_arrays(split, count)[0])

@@ -8,12 +8,13 @@ from keras_caps.data.folders import COLOR_MODES
 from keras_caps.losses import LOSS_FORMS
 from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS
 from keras_caps.settings import check_choices, setting
-from keras_caps.training import distribution, precision, recipes, schedules
+from keras_caps.training import class_weights, distribution, precision, recipes, schedules
 
 # The choices of the fields that name things, from the modules that own them.
 SCHEDULE_NAMES = schedules.SCHEDULES
 POLICIES = ("auto",) + precision.POLICIES
 STRATEGIES = distribution.STRATEGIES
+CLASS_WEIGHTS = class_weights.CLASS_WEIGHTS
 TUNERS = ("hyperband", "bayesian")  # keras_caps.training.tuning's algorithms (it imports keras-tuner)
 RECIPE_NAMES = tuple(recipes.RECIPES)
 _RECIPES_TEXT = "; ".join(
@@ -151,6 +152,12 @@ class TrainConfig:
         "at most 4 GiB), memory (always) or none (decoded from the files as training goes, in parallel).",
         CACHE_MODES,
     )
+    class_weight: str = setting(
+        "none",
+        "Weights of the classes in the training loss: none, or balanced (each class weighs alike in "
+        "total, for a set whose classes have unequal numbers of images).",
+        CLASS_WEIGHTS,
+    )
     save_dir: str = setting("runs/capsnet", "Folder for models, logs, checkpoints, figures and the preset.")
     testing: bool = setting(False, "Evaluate weights on the test set and draw figures; no training.")
     weights: str | None = setting(
@@ -186,7 +193,9 @@ class TrainConfig:
     tuner: str = setting("hyperband", "Search algorithm of a hyperparameter search.", TUNERS)
     max_trials: int = setting(10, "Most trials (models tried) of a hyperparameter search (>= 1).")
     verbose: int = setting(1, "0 silent, 1 progress bar, 2 one line per epoch.")
-    figures: bool = setting(True, "PNG figures at the end: training curves, reconstructions, latent walk.")
+    figures: bool = setting(
+        True, "PNG figures at the end: training curves, reconstructions, latent walk, confusion matrix."
+    )
 
     def __post_init__(self):
         if self.recipe not in RECIPE_NAMES:

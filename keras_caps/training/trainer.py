@@ -22,13 +22,13 @@ import warnings
 import keras
 import numpy as np
 
-from keras_caps.data.datasets import load_data, split_size, spread_images, to_arrays
+from keras_caps.data.datasets import TfdsSplit, load_data, split_labels, split_size, spread_images, to_arrays
 from keras_caps.data.pipeline import input_pipeline
 from keras_caps.machine import describe_machine, machine_label, peak_rss_mib
 from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
 from keras_caps.models.files import ModelFileError, check_model_path, load_capsnet
 from keras_caps.optimizers import EMAWarmupAdam
-from keras_caps.training import averaging, checkpoints, evaluation, figures, schedules
+from keras_caps.training import averaging, checkpoints, class_weights, evaluation, figures, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
 from keras_caps.training.precision import policy_for_saved, resolve_policy, with_policy
@@ -136,6 +136,23 @@ def _figures(model, history, test, save_dir, matrix, names):
     paths["manipulate_latent"] = os.path.join(save_dir, "manipulate_latent.png")
     figures.plot_manipulated_latent(model, x_test[0], paths["manipulate_latent"])
     return paths
+
+
+def _class_weight(config, train, info):
+    """`fit`'s `class_weight` for `config.class_weight` (None: unweighted), after a line on the
+    classes' balance: their weights' range, or a note when unweighted classes are unequal."""
+    if config.class_weight == "none" and isinstance(train, TfdsSplit):
+        return None  # its labels would cost a pass over its files, for a note only
+    names = info.class_names or [str(i) for i in range(info.classes)]
+    counts = class_weights.class_counts(split_labels(train), info.classes)
+    if config.class_weight == "none":
+        note = class_weights.unequal_note(counts, names)
+        if note:
+            print(note)
+        return None
+    weights = class_weights.balanced_weights(counts)
+    print(f"Class weights ({config.class_weight}): {class_weights.describe_weights(weights, counts, names)}.")
+    return weights
 
 
 def _prepare(config):
@@ -327,6 +344,7 @@ def run(config, command=None):
 
     start = time.time()
     epochs_run = 0
+    class_weight = None
     if not config.testing:
         if done >= config.epochs:
             print(f"{save_dir} already holds {done} of {config.epochs} epochs; nothing to train.")
@@ -346,6 +364,7 @@ def run(config, command=None):
         ]
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
+        class_weight = _class_weight(config, train, info)
         replicas = strategy.num_replicas_in_sync
         momentum = averaging.average_momentum(model)
         print(
@@ -365,6 +384,7 @@ def run(config, command=None):
                 callbacks=callbacks,
                 verbose=config.verbose,
                 shuffle=False,
+                class_weight=class_weight,
             )  # the input shuffles itself
             epochs_run = len(result.epoch)
         history = run_checkpoint.history
@@ -410,6 +430,7 @@ def run(config, command=None):
         "data_in_memory": info.cached,
         "image_shape": list(info.image_shape),
         "class_names": model.class_names or info.class_names,
+        "class_weights": None if class_weight is None else [class_weight[i] for i in range(len(class_weight))],
         "per_class": classes,
         "confusion_matrix": matrix.tolist(),  # rows: true class, columns: predicted
         "figures": figure_paths,
@@ -509,6 +530,7 @@ def tune(config):
     save_dir = config.save_dir
     if val is None:
         train, val = split_validation(train, config.val_split or 0.1, seed)
+    class_weight = _class_weight(config, train, info)
     architecture, why = resolve_architecture(config, info)
     print(
         f"Tuning CapsNet ({architecture}: {why}) on {info.name} ({info.source}) with {config.tuner}: "
@@ -534,6 +556,7 @@ def tune(config):
         steps_per_epoch=config.steps_per_epoch,
         verbose=config.verbose,
         distribution_strategy=strategy if config.strategy != "default" else None,
+        class_weight=class_weight,
     )
     best = tuner.get_best_hyperparameters(1)
     if not best:

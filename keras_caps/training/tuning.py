@@ -192,6 +192,7 @@ def search(
     verbose=1,
     lr_schedule="exponential",
     warmup_steps=0,
+    class_weight=None,
     **tuner_kwargs,
 ):
     """Runs (or resumes) a search and returns the tuner.
@@ -203,6 +204,7 @@ def search(
         algorithm: `hyperband` or `bayesian`.
         max_trials, epochs: see `make_tuner`.
         input_shape, classes: default to the training data's.
+        class_weight: `{class id: weight}` for every trial's `fit` (None: unweighted).
     """
     images, labels = train
     hypermodel = CapsNetHyperModel(
@@ -218,5 +220,5 @@ def search(
     tuner = make_tuner(
         hypermodel, directory, algorithm=algorithm, max_trials=max_trials, epochs=epochs, seed=seed, **tuner_kwargs
     )
-    tuner.search(train, validation_data=validation, epochs=epochs, verbose=verbose)
+    tuner.search(train, validation_data=validation, epochs=epochs, verbose=verbose, class_weight=class_weight)
     return tuner
