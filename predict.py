@@ -8,7 +8,9 @@ Prints one line per image: the file name, the predicted class and its score
 (the capsule length). Any size or colour mode is accepted (see
 `keras_caps.data.images.to_model_input`). A missing or unreadable file gets one line
 on stderr naming it; the others are still classified; the exit status is 1.
-The work is `keras_caps.apps.predict.predict_files`.
+Images go to the model 64 at a time, so a folder of many is classified at the
+model's batch speed, not one call per image. The work is
+`keras_caps.apps.predict.predict_files`.
 """
 
 import os

@@ -7,6 +7,9 @@ OUT/train/<class>/NNNNN.png and OUT/test/<class>/NNNNN.png.
     # background, 32x32 RGB, 10,000 training and 2,000 test images
     python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/color_mnist \\
         --recolor --train 10000 --test 2000
+    # an unequal set: of the first 10,000 training images, digits 5-9 keep 100 each
+    python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/mnist_unequal \\
+        --train 10000 --test 2000 --minority_classes 5,6,7,8,9 --minority_train 100
 
 Prints one JSON line: the folder, image counts, shape and seconds.
 """
@@ -38,6 +41,20 @@ def recolor(digits, rng, size=32, min_contrast=96):
     return np.round(out).astype(np.uint8)
 
 
+def keep_few(labels, classes, count):
+    """Indices of `labels` in order, keeping only the first `count` of each class in `classes`."""
+    labels = np.asarray(labels)
+    seen = {c: 0 for c in classes}
+    kept = []
+    for i, label in enumerate(labels.tolist()):
+        if label in seen:
+            seen[label] += 1
+            if seen[label] > count:
+                continue
+        kept.append(i)
+    return np.array(kept, np.int64)
+
+
 def write_folder(images, labels, folder, class_names, extension="png"):
     """Writes `images` (uint8 `(n, h, w)` or `(n, h, w, c)`) under folder/<class name>/NNNNN.<extension>."""
     from PIL import Image
@@ -55,6 +72,8 @@ flags.DEFINE_bool("recolor", False, "32x32 RGB: each digit in a random colour on
 flags.DEFINE_integer("train", None, "Write only the first N training images.")
 flags.DEFINE_integer("test", None, "Write only the first N test images.")
 flags.DEFINE_integer("seed", 0, "Seed of the colours.")
+flags.DEFINE_list("minority_classes", [], "Digits of which only --minority_train training images are written.")
+flags.DEFINE_integer("minority_train", 100, "Training images kept of each --minority_classes digit (the first ones).")
 flags.DEFINE_enum("format", "png", ["png", "jpg", "bmp", "gif"], "Image file format.")
 flags.mark_flags_as_required(["data_dir", "out"])
 FLAGS = flags.FLAGS
@@ -70,6 +89,9 @@ def main(argv):
     counts = {}
     for split, x, y, limit in (("train", x_train, y_train, FLAGS.train), ("test", x_test, y_test, FLAGS.test)):
         x, y = x[:limit], y[:limit]
+        if split == "train" and FLAGS.minority_classes:
+            kept = keep_few(y, [int(c) for c in FLAGS.minority_classes], FLAGS.minority_train)
+            x, y = x[kept], y[kept]
         if FLAGS.recolor:
             x = recolor(x, rng)
         write_folder(x, y, os.path.join(FLAGS.out, split), names, FLAGS.format)

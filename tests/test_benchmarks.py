@@ -232,3 +232,13 @@ def test_recoloured_digits_keep_their_shape_on_contrasting_colours(tmp_path):
     assert (images[:, 12:20, 14:18] == ink[:, None, None, :]).all()  # the stroke, shifted by the padding
     write_folder(images[:4], np.array([0, 1, 1, 0]), str(tmp_path), ["a", "b"])
     assert sorted(os.listdir(tmp_path / "b")) == ["00001.png", "00002.png"]
+
+
+def test_an_unequal_set_keeps_the_first_few_of_its_minority_classes():
+    import numpy as np
+
+    from benchmarks.write_image_folder import keep_few
+
+    labels = np.array([5, 1, 5, 5, 2, 1, 5, 2])
+    np.testing.assert_array_equal(keep_few(labels, [5, 2], 2), [0, 1, 2, 4, 5, 7])
+    np.testing.assert_array_equal(keep_few(labels, [], 1), np.arange(8))

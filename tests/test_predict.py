@@ -184,6 +184,26 @@ def test_a_folder_stands_for_the_images_under_it(models, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["m.keras", "m.tflite"])
+def test_images_go_to_the_model_in_batches_and_come_back_in_order(models, name):
+    """Five files, one unreadable, in batches of two (the last one short): the lines of one at a time."""
+    folder, _ = models
+    files = [str(folder / f) for f in ("a.png", "b.jpg", "c.png", "b.jpg", "a.png")]
+    lines = {}
+    for size in (1, 2):
+        out, err = io.StringIO(), io.StringIO()
+        assert predict_files(str(folder / name), files, out=out, err=err, batch_size=size) == 1
+        assert "c.png: not a readable image" in err.getvalue()
+        lines[size] = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines[2]] == files[:2] + files[3:]
+    assert [line.split()[:2] for line in lines[2]] == [line.split()[:2] for line in lines[1]]
+    scores = [[float(line.split()[2]) for line in lines[size]] for size in (1, 2)]
+    assert scores[1] == pytest.approx(scores[0], abs=2e-4)  # printed to 4 places; batched sums may round apart
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1, got 0"):
+        predict_files(str(folder / name), files, batch_size=0)
+
+
+@pytest.mark.slow
 def test_predict_files_writes_to_the_streams_of_its_call(models):
     """Imported above, before the streams are swapped: it writes where they are now (a
     notebook's, a test's), not where they were at its import."""

@@ -43,12 +43,16 @@ def load_classifier(path):
     return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names
 
 
-def predict_files(model_path, files, out=None, err=None):
+def predict_files(model_path, files, out=None, err=None, batch_size=64):
     """Classifies `files` (image files, or folders: the images under them), a line
     each on `out` (a readable file's name, class id, score and, where the model has
     them, class name) or `err` (why it could not be read); `None`: `sys.stdout` and
-    `sys.stderr` as they are at the call, not when this module was imported. Returns
-    the number of files (and folders without images) that could not be read."""
+    `sys.stderr` as they are at the call, not when this module was imported. Images
+    go to the model `batch_size` at a time (one call's overhead for many images);
+    the lines keep the files' order. Returns the number of files (and folders
+    without images) that could not be read."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"predict_files: `batch_size` must be an integer >= 1, got {batch_size!r}.")
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
 
@@ -56,6 +60,18 @@ def predict_files(model_path, files, out=None, err=None):
     # MNIST's framing (crop, centre, light on dark) for digit models; a plain resize for any other set.
     digits = shape[-1] == 1 and class_names in (None, [str(d) for d in range(10)])
     failures = 0
+    pending = []  # (file name, model input) not yet classified
+
+    def classify_pending():
+        if not pending:
+            return
+        scores = classify(np.stack([image for _, image in pending]).astype(np.float32))
+        for (name, _), row in zip(pending, scores):
+            label = int(np.argmax(row))
+            named = f" {class_names[label]}" if class_names and label < len(class_names) else ""
+            print(f"{name} {label} {float(row[label]):.4f}{named}", file=out)
+        pending.clear()
+
     for given in files:
         names = image_files(given)[0] if os.path.isdir(given) else [given]
         if not names:
@@ -63,13 +79,12 @@ def predict_files(model_path, files, out=None, err=None):
             failures += 1
         for name in names:
             try:
-                image = to_model_input(load_image(name), shape, digits=digits)
+                pending.append((name, to_model_input(load_image(name), shape, digits=digits)))
             except ImageFileError as error:
                 print(f"error: {error}", file=err)
                 failures += 1
                 continue
-            scores = classify(image[None].astype(np.float32))[0]
-            label = int(np.argmax(scores))
-            named = f" {class_names[label]}" if class_names and label < len(class_names) else ""
-            print(f"{name} {label} {float(scores[label]):.4f}{named}", file=out)
+            if len(pending) == batch_size:
+                classify_pending()
+    classify_pending()
     return failures
