@@ -242,3 +242,21 @@ def test_an_unequal_set_keeps_the_first_few_of_its_minority_classes():
     labels = np.array([5, 1, 5, 5, 2, 1, 5, 2])
     np.testing.assert_array_equal(keep_few(labels, [5, 2], 2), [0, 1, 2, 4, 5, 7])
     np.testing.assert_array_equal(keep_few(labels, [], 1), np.arange(8))
+
+
+def test_the_predict_timing_covers_the_folder_each_way(tmp_path):
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    import keras_caps
+    from benchmarks.predict_folder import time_model
+
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    model = os.path.join(os.path.dirname(keras_caps.__file__), "shipped_presets", "mnist_micro", "capsnet_int8.tflite")
+    row = time_model(model, str(tmp_path), [1, 2])
+    assert row["images"] == 3 and row["unreadable"] == 0
+    assert row["batch_1_s"] > 0 and row["batch_2_s"] > 0
+    assert row["speedup"] > 0
