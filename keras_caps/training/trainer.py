@@ -6,9 +6,10 @@
 A run leaves in `save_dir`: best.keras (by validation accuracy), final.keras,
 checkpoints/epoch-NNNN.keras (with optimizer state and its learning-rate
 schedule, for resuming), log.csv, history.json, tensorboard/ (TensorFlow
-backend), metrics.json (with per-class results), PNG figures and preset/ (the final model with its
-metadata, for `CapsNet.from_preset`). A run whose `save_dir` holds an
-interrupted run's checkpoints continues it.
+backend), metrics.json (with each class's test accuracy and the confusion
+matrix), PNG figures and preset/ (the final model with its metadata, for
+`CapsNet.from_preset`). A run whose `save_dir` holds an interrupted run's
+checkpoints continues it.
 """
 
 import dataclasses
