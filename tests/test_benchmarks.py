@@ -260,3 +260,22 @@ def test_the_predict_timing_covers_the_folder_each_way(tmp_path):
     assert row["images"] == 3 and row["unreadable"] == 0
     assert row["batch_1_s"] > 0 and row["batch_2_s"] > 0
     assert row["speedup"] > 0
+
+
+def test_the_class_table_averages_groups_and_seeds(tmp_path):
+    import json
+
+    from benchmarks.class_table import markdown, run_row
+
+    def write(name, accuracy, per_class):
+        (tmp_path / name).mkdir()
+        rows = [{"class": c, "accuracy": a} for c, a in per_class.items()]
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy, "per_class": rows}))
+        return str(tmp_path / name)
+
+    first = run_row(write("w_s0", 0.9, {"a": 1.0, "b": 0.9, "c": 0.5}), [["a"], ["b", "c"]])
+    assert first == {"run": "w_s0", "accuracy": 0.9, "a": 1.0, "b,c": 0.7, "weakest": "c 50.0%"}
+    second = run_row(write("w_s1", 0.8, {"a": 0.8, "b": 0.8, "c": 0.8}), [["a"], ["b", "c"]])
+    table = markdown([first, second]).splitlines()
+    assert table[0] == "| setting | runs | test accuracy | classes a | classes b,c |"
+    assert table[2] == "| w | 2 | 85.00 (90.00, 80.00) | 90.00 (100.00, 80.00) | 75.00 (70.00, 80.00) |"
