@@ -1,7 +1,7 @@
 """Weights of the classes in the training loss, for data whose classes are unequal.
 
     counts = class_counts(train_labels, classes=3)        # [1000, 50, 400]
-    model.fit(data, class_weight=balanced_weights(counts))  # {0: 0.48, 1: 9.67, 2: 1.21}
+    model.fit(data, class_weight=balanced_weights(counts))  # {0: 0.483, 1: 9.67, 2: 1.21}
 
 A folder per class rarely holds as many images of each; unweighted, the loss is
 dominated by the largest classes. `balanced` gives each class the same total
@@ -61,7 +61,7 @@ def unequal_note(counts, names):
 
 
 def describe_weights(weights, counts, names):
-    """`from 0.48 (cat, 1000 images) to 9.67 (dog, 50 images)`: the range of the weights given."""
+    """`from 0.483 (cat, 1000 images) to 9.67 (dog, 50 images)`: the range of the weights given."""
     counts = np.asarray(counts)
     big, small = _extremes(counts)
     return (
