@@ -139,12 +139,17 @@ def _figures(model, history, test, save_dir, matrix, names):
     return paths
 
 
+def _printed_names(class_names, classes):
+    """The names a run prints and records per class: the model's or data's, else the ids as text."""
+    return class_names or [str(i) for i in range(classes)]
+
+
 def _class_weight(config, train, info):
     """`fit`'s `class_weight` for `config.class_weight` (None: unweighted), after a line on the
     classes' balance: their weights' range, or a note when unweighted classes are unequal."""
     if config.class_weight == "none" and isinstance(train, TfdsSplit):
         return None  # its labels would cost a pass over its files, for a note only
-    names = info.class_names or [str(i) for i in range(info.classes)]
+    names = _printed_names(info.class_names, info.classes)
     counts = class_weights.class_counts(split_labels(train), info.classes)
     if config.class_weight == "none":
         note = class_weights.unequal_note(counts, names)
@@ -405,7 +410,7 @@ def run(config, command=None):
         results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
-    names = model.class_names or info.class_names or [str(i) for i in range(model.classes)]
+    names = _printed_names(model.class_names or info.class_names, model.classes)
     matrix = evaluation.confusion_matrix(model, batches(test, config, training=False), model.classes)
     classes = evaluation.per_class(matrix, names)
     figure_paths = _figures(model, history, test, out_dir, matrix, names) if config.figures else {}
