@@ -27,6 +27,11 @@ def run_row(run_dir, groups=None):
     groups = groups or [list(by_name)]
     row = {"run": os.path.basename(os.path.normpath(run_dir)), "accuracy": metrics["test_accuracy"]}
     for group in groups:
+        unknown = [name for name in group if name not in by_name]
+        if unknown:
+            raise ValueError(
+                f"{run_dir}: no class {', '.join(unknown)} in its metrics.json (it has {', '.join(by_name)})."
+            )
         row[",".join(group)] = float(np.mean([by_name[name] for name in group]))
     weakest = min(by_name, key=lambda name: by_name[name])
     row["weakest"] = f"{weakest} {100 * by_name[weakest]:.1f}%"
@@ -55,7 +60,14 @@ def markdown(rows):
 
 def main(argv):
     groups = [g.split(",") for g in FLAGS.groups.split(":")] if FLAGS.groups else None
-    rows = [run_row(path, groups) for path in argv[1:]]
+    if len(argv) < 2:
+        print("error: name the run folders (each with a metrics.json).", file=sys.stderr)
+        return 1
+    try:
+        rows = [run_row(path, groups) for path in argv[1:]]
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     for row in rows:
         print(json.dumps(row))
     print(markdown(rows))

@@ -19,6 +19,11 @@ from absl import app, flags
 flags.DEFINE_string("folder", None, "A folder of images (sub-folders too).")
 flags.DEFINE_list("models", None, "Models to time, as predict.py's --model takes them.")
 flags.DEFINE_list("batch_sizes", ["1", "64"], "Images per model call to compare; the first is the baseline.")
+flags.register_validator(
+    "batch_sizes",
+    lambda sizes: bool(sizes) and all(s.isdigit() and int(s) >= 1 for s in sizes),
+    message="--batch_sizes must be integers >= 1 separated by commas, e.g. 1,64",
+)
 flags.mark_flags_as_required(["folder", "models"])
 FLAGS = flags.FLAGS
 

@@ -73,7 +73,14 @@ flags.DEFINE_integer("train", None, "Write only the first N training images.")
 flags.DEFINE_integer("test", None, "Write only the first N test images.")
 flags.DEFINE_integer("seed", 0, "Seed of the colours.")
 flags.DEFINE_list("minority_classes", [], "Digits of which only --minority_train training images are written.")
-flags.DEFINE_integer("minority_train", 100, "Training images kept of each --minority_classes digit (the first ones).")
+flags.register_validator(
+    "minority_classes",
+    lambda digits: all(d.isdigit() and int(d) < 10 for d in digits),
+    message="--minority_classes must be digits 0-9 separated by commas, e.g. 5,6,7,8,9",
+)
+flags.DEFINE_integer(
+    "minority_train", 100, "Training images kept of each --minority_classes digit (the first ones).", lower_bound=0
+)
 flags.DEFINE_enum("format", "png", ["png", "jpg", "bmp", "gif"], "Image file format.")
 flags.mark_flags_as_required(["data_dir", "out"])
 FLAGS = flags.FLAGS

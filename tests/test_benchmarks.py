@@ -279,3 +279,28 @@ def test_the_class_table_averages_groups_and_seeds(tmp_path):
     table = markdown([first, second]).splitlines()
     assert table[0] == "| setting | runs | test accuracy | classes a | classes b,c |"
     assert table[2] == "| w | 2 | 85.00 (90.00, 80.00) | 90.00 (100.00, 80.00) | 75.00 (70.00, 80.00) |"
+    with pytest.raises(ValueError, match=r"w_s1: no class d in its metrics.json \(it has a, b, c\)"):
+        run_row(str(tmp_path / "w_s1"), [["a", "d"]])
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("class_table.py", ["RUN"], "RUN/metrics.json"),  # a run folder without one (tmp_path/RUN)
+        ("class_table.py", [], "error: name the run folders"),
+        ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--minority_classes", "5,x"], "digits 0-9"),
+        ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--minority_train", "-1"], "minority_train"),
+        ("predict_folder.py", ["--folder", ".", "--models", "m", "--batch_sizes", "1,0"], "integers >= 1"),
+    ],
+)
+def test_the_benchmark_tools_refuse_bad_flags_in_a_line(script, args, message, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    args = [str(tmp_path / "RUN") if a == "RUN" else a for a in args]
+    message = message.replace("RUN", str(tmp_path / "RUN"))
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", script)
+    result = subprocess.run([sys.executable, tool, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and message in result.stderr, result.stderr[-1000:]
+    assert "Traceback" not in result.stderr
