@@ -102,6 +102,12 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
     assert (summary["train_images"], summary["validation_images"]) == (54, 6)
     assert summary["trials"] == summary["trials_completed"] == 1
     assert 0 <= summary["test_accuracy"] <= 1
+    # Its test score per class, as a run's: every test image once, the diagonal its accuracy.
+    matrix = np.array(summary["confusion_matrix"])
+    assert [row["images"] for row in summary["per_class"]] == matrix.sum(axis=1).tolist()
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(summary["test_accuracy"], abs=1e-6)
+    assert os.path.isfile(summary["figures"]["confusion"])
+    assert ("Weakest classes: " in result.stdout) == (summary["test_accuracy"] < 1)
 
     # Run again with a larger budget: the tuner reloads its state and adds one trial.
     result = train_here(*args, "--max_trials", "2", "--tuner", "hyperband")

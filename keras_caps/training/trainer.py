@@ -144,6 +144,14 @@ def _printed_names(class_names, classes):
     return class_names or [str(i) for i in range(classes)]
 
 
+def _class_results(model, test, config, info):
+    """`(names, matrix, rows)`: the test set's confusion matrix and its per-class rows
+    (`evaluation`), under the names a run prints."""
+    names = _printed_names(model.class_names or info.class_names, model.classes)
+    matrix = evaluation.confusion_matrix(model, batches(test, config, training=False), model.classes)
+    return names, matrix, evaluation.per_class(matrix, names)
+
+
 def _class_weight(config, train, info):
     """`fit`'s `class_weight` for `config.class_weight` (None: unweighted), after a line on the
     classes' balance: their weights' range, or a note when unweighted classes are unequal."""
@@ -410,9 +418,7 @@ def run(config, command=None):
         results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
-    names = _printed_names(model.class_names or info.class_names, model.classes)
-    matrix = evaluation.confusion_matrix(model, batches(test, config, training=False), model.classes)
-    classes = evaluation.per_class(matrix, names)
+    names, matrix, classes = _class_results(model, test, config, info)
     figure_paths = _figures(model, history, test, out_dir, matrix, names) if config.figures else {}
     metrics = {
         "test_accuracy": results["accuracy"],
@@ -459,10 +465,14 @@ def run(config, command=None):
         f"{info.name} images; {_count(metrics['epochs'] or 0, 'epoch')}, {train_seconds:.0f} s this run; "
         f"results in {save_dir}/"
     )
-    weakest = evaluation.weakest_classes(classes)
+    _print_weakest(classes)
+    return metrics
+
+
+def _print_weakest(rows):
+    weakest = evaluation.weakest_classes(rows)
     if weakest:
         print(f"Weakest classes: {weakest}.")
-    return metrics
 
 
 def _count(n, noun):
@@ -518,7 +528,9 @@ def tune(config):
     """A keras-tuner search (`config.tuner`, at most `config.max_trials` trials of
     `config.epochs` epochs) on a validation split of the training set
     (`config.val_split`, 0.1 if 0); the best model is saved to `save_dir`/best.keras
-    and evaluated once on the test set. Returns the summary written to tuning.json."""
+    and evaluated once on the test set, overall and per class (`per_class`,
+    `confusion_matrix` and, with `config.figures`, confusion_matrix.png, as a
+    run's). Returns the summary written to tuning.json."""
     from keras_caps.training.tuning import search  # keras-tuner loads only for a search
 
     if config.strategy in ("multi_worker", "tpu"):
@@ -575,6 +587,11 @@ def tune(config):
     checkpoints.atomic_write_json(os.path.join(save_dir, "best_hyperparameters.json"), hp)
     checkpoints.save_model_atomic(model, os.path.join(save_dir, "best.keras"))
     results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
+    names, matrix, classes = _class_results(model, test, config, info)
+    figure_paths = {}
+    if config.figures:
+        figure_paths["confusion"] = os.path.join(save_dir, "confusion_matrix.png")
+        figures.plot_confusion(matrix, names, figure_paths["confusion"])
     trials = tuner.oracle.trials.values()
     summary = {
         "best_hyperparameters": hp,
@@ -587,6 +604,9 @@ def tune(config):
         "trials_completed": sum(t.status == "COMPLETED" for t in trials),
         "tuner": config.tuner,
         "seconds_this_run": round(time.time() - start, 1),
+        "per_class": classes,
+        "confusion_matrix": matrix.tolist(),  # rows: true class, columns: predicted
+        "figures": figure_paths,
     }
     checkpoints.atomic_write_json(os.path.join(save_dir, "tuning.json"), summary)
     print(
@@ -598,4 +618,5 @@ def tune(config):
         f"{100 * results['accuracy']:.2f}% ({summary['trials_completed']} trials); "
         f"results in {save_dir}/best.keras, best_hyperparameters.json, tuning.json"
     )
+    _print_weakest(classes)
     return summary
