@@ -8,8 +8,8 @@ Prints one line per image: the file name, the predicted class and its score
 (the capsule length). Any size or colour mode is accepted (see
 `keras_caps.data.images.to_model_input`). A missing or unreadable file gets one line
 on stderr naming it; the others are still classified; the exit status is 1.
-Images go to the model 64 at a time, so a folder of many is classified at the
-model's batch speed, not one call per image. The work is
+Images go to the model 64 at a time (`--batch_size`), so a folder of many is
+classified at the model's batch speed, not one call per image. The work is
 `keras_caps.apps.predict.predict_files`.
 """
 
@@ -31,6 +31,13 @@ def define_flags(fv=flags.FLAGS):
         "SavedModel folder from `python -m export`, or a .tflite file.",
         flag_values=fv,
     )
+    flags.DEFINE_integer(
+        "batch_size",
+        64,
+        "Images given to the model at once: more is faster on a large folder and holds more in memory.",
+        lower_bound=1,
+        flag_values=fv,
+    )
     flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own logs.", flag_values=fv)
     flags.mark_flag_as_required("model", flag_values=fv)
 
@@ -40,7 +47,7 @@ def main(flag_values, files):
 
     if not files:
         raise app.UsageError("Name at least one image file or folder.")
-    if predict_files(flag_values.model, files):
+    if predict_files(flag_values.model, files, batch_size=flag_values.batch_size):
         sys.exit(1)
 
 

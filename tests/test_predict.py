@@ -95,6 +95,19 @@ def test_truncated_png(tmp_path):
         load_image(str(path))
 
 
+def test_batch_size_flag_reaches_predict_files_and_refuses_zero(monkeypatch):
+    import keras_caps.apps.predict as library
+
+    calls = []
+    monkeypatch.setattr(library, "predict_files", lambda model, files, **kwargs: calls.append(kwargs) or 0)
+    assert run_cli("predict.py", "--model", "m.keras", "a.png").returncode == 0
+    assert run_cli("predict.py", "--model", "m.keras", "--batch_size", "3", "a.png").returncode == 0
+    assert calls == [{"batch_size": 64}, {"batch_size": 3}]
+    result = run_cli("predict.py", "--model", "m.keras", "--batch_size", "0", "a.png")
+    assert result.returncode == 1 and "--batch_size=0: 0 is not a positive integer" in result.stderr
+    assert len(calls) == 2
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from keras_caps.export import convert, export_saved_model, float32_copy
