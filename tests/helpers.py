@@ -99,6 +99,28 @@ def grad_wrt_weights(layer, fn, *inputs):
 
 
 # ---------------------------------------------------------------- data and programs
+# The versions of one image `(height, width, channels)` each flip may give: the axes reversed.
+FLIP_VARIANTS = {
+    "none": [()],
+    "horizontal": [(), (1,)],
+    "vertical": [(), (0,)],
+    "horizontal_and_vertical": [(), (0,), (1,), (0, 1)],
+}
+
+
+def check_flips(images, out, flip, share_within=0.1):
+    """Asserts each image of `out` is exactly one version of its image in `images` that `flip`
+    allows (`FLIP_VARIANTS`; the images must have no symmetry), and that each version is a
+    fair share of them (a flip of each axis with probability 1/2, the axes independent)."""
+    counts = {axes: 0 for axes in FLIP_VARIANTS[flip]}
+    for image, got in zip(images, out):
+        matches = [axes for axes in counts if np.array_equal(np.flip(image, axes) if axes else image, got)]
+        assert len(matches) == 1, f"not one version of its image under flip {flip!r}: {matches}"
+        counts[matches[0]] += 1
+    for count in counts.values():
+        assert abs(count / len(images) - 1 / len(counts)) < share_within, (flip, counts)
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

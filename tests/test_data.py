@@ -4,8 +4,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_caps.data import datasets as data
+from keras_caps.data.batches import FLIPS
 from keras_caps.data.idx import DataError
-from tests.helpers import write_mnist
+from tests.helpers import check_flips, write_mnist
 
 
 def test_shift_images_moves_each_image_within_bounds():
@@ -28,6 +29,32 @@ def test_shift_pads_with_zeros():
     assert (y.reshape(50, -1).sum(1) >= 16).all()  # at least a 4x4 block stays
     assert (y.reshape(50, -1).sum(1) < 36).any()
     np.testing.assert_array_equal(data.shift_images(tf.constant(x), 0).numpy(), x)
+
+
+@pytest.mark.parametrize("flip", list(FLIPS))
+def test_flip_images_mirrors_each_image_along_its_axes_with_probability_half(flip):
+    images = np.random.default_rng(0).uniform(size=(400, 5, 4, 2)).astype(np.float32)
+    seed = tf.constant([3, 7], tf.int64)
+    out = data.flip_images(tf.constant(images), flip, seed=seed).numpy()
+    check_flips(images, out, flip)
+    # Stateless: the same seed flips the same images, another seed others.
+    np.testing.assert_array_equal(data.flip_images(tf.constant(images), flip, seed=seed).numpy(), out)
+    other = data.flip_images(tf.constant(images), flip, seed=tf.constant([3, 8], tf.int64)).numpy()
+    assert np.array_equal(other, out) == (flip == "none")
+    check_flips(images, data.flip_images(tf.constant(images), flip).numpy(), flip)  # unseeded
+    with pytest.raises(ValueError, match="`flip` must be one of none, horizontal, .* got 'diagonal'"):
+        data.flip_images(tf.constant(images), "diagonal")
+
+
+def test_make_dataset_flips_training_batches_only():
+    images = np.random.default_rng(2).integers(0, 256, (200, 5, 4, 3), dtype=np.uint8)
+    labels = np.arange(200)
+    ((x, y),) = list(data.make_dataset(images, labels, 200, training=True, flip="horizontal", seed=1))
+    check_flips(images[y.numpy()] / np.float32(255), x.numpy(), "horizontal")
+    ((x, y),) = list(data.make_dataset(images, labels, 200, training=False, flip="horizontal"))
+    np.testing.assert_array_equal(x.numpy(), images / np.float32(255))
+    with pytest.raises(ValueError, match="`flip` must be one of"):
+        data.make_dataset(images, labels, 10, training=True, flip="left")
 
 
 def test_make_dataset_scales_batches_and_shuffles():
@@ -54,7 +81,8 @@ def test_seeded_repeated_training_set_is_the_same_from_every_iterator():
     of its own, and shifts are drawn from (seed, batch number)."""
     images = np.random.default_rng(0).integers(0, 256, (12, 6, 6, 1), dtype=np.uint8)
     labels = np.arange(12)
-    ds = data.make_dataset(images, labels, 4, training=True, shift_pixels=1, seed=5, repeat=True)
+    args = dict(training=True, shift_pixels=1, flip="horizontal_and_vertical", seed=5, repeat=True)
+    ds = data.make_dataset(images, labels, 4, **args)
     first = _batches(ds, 9)  # three epochs
     peek = iter(ds)
     next(peek)  # a discarded iterator that has started prefetching
@@ -66,8 +94,8 @@ def test_seeded_repeated_training_set_is_the_same_from_every_iterator():
     assert all(sorted(e) == list(range(12)) for e in epochs)  # each epoch sees every image once
     assert len({tuple(e) for e in epochs}) == 3  # in a new order each epoch
     assert any(not np.array_equal(x, images[y] / 255.0) for x, y in first)  # shifted
-    # A resumed run continues the sequence of epochs, shifts included, instead of repeating epoch 0.
-    later = data.make_dataset(images, labels, 4, training=True, shift_pixels=1, seed=5, repeat=True, first_epoch=1)
+    # A resumed run continues the sequence of epochs, shifts and flips included, instead of repeating epoch 0.
+    later = data.make_dataset(images, labels, 4, first_epoch=1, **args)
     for (x1, y1), (x2, y2) in zip(first[3:], _batches(later, 6)):
         np.testing.assert_array_equal(y1, y2)
         np.testing.assert_array_equal(x1, x2)
@@ -80,7 +108,7 @@ def test_a_resumed_stream_is_the_uninterrupted_one_for_any_epoch_length():
     after 2 epochs a resumed stream yields batch 6 onwards of the uninterrupted one."""
     images = np.random.default_rng(1).integers(0, 256, (10, 6, 6, 1), dtype=np.uint8)
     labels = np.arange(10)
-    args = dict(training=True, shift_pixels=1, seed=2, repeat=True, steps_per_epoch=3)
+    args = dict(training=True, shift_pixels=1, flip="vertical", seed=2, repeat=True, steps_per_epoch=3)
     whole = _batches(data.make_dataset(images, labels, 4, **args), 12)
     assert [len(y) for _, y in whole[:6]] == [4, 4, 2, 4, 4, 2]  # each pass batched on its own
     assert sorted(np.concatenate([y for _, y in whole[:3]])) == list(range(10))

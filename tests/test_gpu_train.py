@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from keras_caps.data.batches import ArrayBatches, shift_batch
-from tests.helpers import ROOT, write_mnist
+from keras_caps.data.batches import FLIPS, ArrayBatches, flip_batch, shift_batch
+from tests.helpers import ROOT, check_flips, write_mnist
 
 
 def test_shift_moves_each_image_within_its_zero_padding():
@@ -28,6 +28,27 @@ def test_shift_moves_each_image_within_its_zero_padding():
     sums = [(s > 0).sum() for s in out]
     assert len(set(sums)) > 5
     np.testing.assert_array_equal(shift_batch(images, 0, rng), images)
+
+
+@pytest.mark.parametrize("flip", list(FLIPS))
+def test_flip_batch_mirrors_each_image_along_its_axes_with_probability_half(flip):
+    images = np.random.default_rng(0).uniform(size=(400, 5, 4, 2)).astype("float32")
+    out = flip_batch(images, flip, np.random.default_rng(1))
+    check_flips(images, out, flip)
+    np.testing.assert_array_equal(flip_batch(images, flip, np.random.default_rng(1)), out)
+    with pytest.raises(ValueError, match="`flip` must be one of none, horizontal, .* got 'diagonal'"):
+        flip_batch(images, "diagonal", np.random.default_rng(1))
+
+
+def test_array_batches_flip_training_batches_only():
+    images = np.random.default_rng(2).integers(0, 256, (200, 5, 4, 3), dtype=np.uint8)
+    labels = np.arange(200)
+    x, y = ArrayBatches(images, labels, 200, training=True, seed=4, flip="vertical")[0]
+    check_flips(images[y] / np.float32(255), x, "vertical")
+    x, y = ArrayBatches(images, labels, 200, flip="vertical")[0]
+    np.testing.assert_array_equal(x, images / np.float32(255))
+    with pytest.raises(ValueError, match="`flip` must be one of"):
+        ArrayBatches(images, labels, 10, flip="up")
 
 
 def test_epochs_are_permutations_reproducible_by_seed_and_epoch():

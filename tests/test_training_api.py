@@ -28,6 +28,11 @@ from tests.helpers import program_module
         ("val_split", 1.0, r"`val_split` must be in \[0, 1\)"),
         ("warmup_steps", -1, "`warmup_steps` must be an integer >= 0"),
         ("steps_per_epoch", 0, "`steps_per_epoch` must be an integer >= 1"),
+        (
+            "flip",
+            "sideways",
+            "`flip` must be one of none, horizontal, vertical, horizontal_and_vertical, got 'sideways'",
+        ),
         ("architecture", "huge", "`architecture` must be one of auto, paper, paper_norm, micro"),
         ("lr_schedule", "step", "`lr_schedule` must be one of exponential, cosine"),
         ("mixed_precision", "float64", "`mixed_precision` must be one of"),
@@ -96,6 +101,16 @@ def test_train_py_flags_are_the_config_fields():
         assert module.config_from_flags(values).image_size == (32, 48), text
     values(["train.py", "--image_size", "40"])
     assert module.config_from_flags(values).image_size == (40, 40)
+
+
+def test_a_runs_training_input_flips_as_its_config_says():
+    from keras_caps.training.trainer import batches
+    from tests.helpers import check_flips
+
+    images = np.random.default_rng(0).integers(0, 256, (200, 5, 4, 1), dtype=np.uint8)
+    config = TrainConfig(flip="horizontal", shift_pixels=0, batch_size=200, steps_per_epoch=1)
+    x, y = next(iter(batches((images, np.arange(200)), config, training=True, seed=0)))
+    check_flips(images[np.asarray(y)] / np.float32(255), np.asarray(x), "horizontal")
 
 
 def test_split_validation_holds_out_a_seeded_share():

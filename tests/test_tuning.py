@@ -143,14 +143,22 @@ def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_search_weighs_every_trials_classes(tmp_path, monkeypatch):
-    seen, fit = [], keras.Model.fit
+def test_search_gives_every_trial_its_class_weights_and_flips(tmp_path, monkeypatch):
+    import keras_caps.training.tuning as tuning
+
+    seen, flips, fit, make_dataset = [], [], keras.Model.fit, tuning.make_dataset
 
     def recording_fit(self, *args, **kwargs):
         seen.append(kwargs.get("class_weight"))
         return fit(self, *args, **kwargs)
 
+    def recording_make_dataset(*args, **kwargs):
+        if kwargs["training"]:
+            flips.append(kwargs.get("flip"))
+        return make_dataset(*args, **kwargs)
+
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    monkeypatch.setattr(tuning, "make_dataset", recording_make_dataset)
     weights = {i: 1.0 + i / 10 for i in range(10)}
     search(
         _arrays(20, 0),
@@ -164,5 +172,6 @@ def test_search_weighs_every_trials_classes(tmp_path, monkeypatch):
         model_kwargs=SMALL,
         verbose=0,
         class_weight=weights,
+        flip="horizontal",
     )
-    assert seen == [weights, weights]
+    assert seen == [weights, weights] and flips == ["horizontal", "horizontal"]

@@ -1,7 +1,7 @@
 """Input pipelines: TFDS by default, local IDX files with `data_dir`.
 
 Both sources end in the same tf.data pipeline: scale to [0, 1], shuffle,
-random shift with zero padding (training only), batch, prefetch.
+random shift with zero padding and random flip (training only), batch, prefetch.
 """
 
 import dataclasses
@@ -10,6 +10,7 @@ import socket
 
 import numpy as np
 
+from keras_caps.data.batches import FLIPS, check_flip
 from keras_caps.data.folders import FileSplit, decode_all, decode_image, is_image_folder, open_folder
 from keras_caps.data.idx import DataError, load_mnist_idx
 
@@ -428,6 +429,29 @@ def _to_arrays(ds, chunk=10000):
     return np.concatenate(images), np.concatenate(labels)
 
 
+def flip_images(images, flip, seed=None):
+    """Mirrors each image of a batch along each axis of `FLIPS[flip]` with probability 1/2
+    (the tf.data twin of `keras_caps.data.batches.flip_batch`).
+
+    Args:
+        images: tensor `(batch, height, width, channels)`.
+        flip: a key of `keras_caps.data.batches.FLIPS` ("none" returns `images`).
+        seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
+            int tensor: a stateless draw, the same for the same seed.
+    """
+    import tensorflow as tf
+
+    check_flip(flip)
+    batch = tf.shape(images)[0]
+    for axis in FLIPS[flip]:
+        if tf.is_tensor(seed):  # each axis its own stream, apart from the shift's
+            draw = tf.random.stateless_uniform((batch,), tf.random.experimental.stateless_fold_in(seed, axis))
+        else:
+            draw = tf.random.uniform((batch,), seed=None if seed is None else seed + axis)
+        images = tf.where((draw < 0.5)[:, None, None, None], tf.reverse(images, [axis]), images)
+    return images
+
+
 def make_dataset(
     images,
     labels,
@@ -438,6 +462,7 @@ def make_dataset(
     repeat=False,
     first_epoch=0,
     steps_per_epoch=None,
+    flip="none",
 ):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
@@ -445,11 +470,12 @@ def make_dataset(
     batch, float images already in [0, 1], or a `FileSplit`, whose files are
     decoded as batches are made, in parallel (its labels are its own: pass
     `labels=None`); memory then does not grow with the number of files. Training data is shuffled each
-    epoch and shifted by up to `shift_pixels` pixels.
+    epoch, shifted by up to `shift_pixels` pixels and flipped as `flip` says
+    (a key of `keras_caps.data.batches.FLIPS`).
 
     With a `seed`, a repeated training set is a pure function of the seed:
     pass p over the images is shuffled by (seed, p) and batched on its own (the
-    last batch of a pass may be short), and global batch g is shifted by
+    last batch of a pass may be short), and global batch g is shifted and flipped by
     (seed, g). Every iterator over it, on every worker, yields the same
     batches, and one for a run resumed after `first_epoch` epochs of
     `steps_per_epoch` batches (default: one pass) starts at the batch an
@@ -457,9 +483,11 @@ def make_dataset(
     """
     import tensorflow as tf
 
+    check_flip(flip)
     AUTOTUNE = tf.data.AUTOTUNE
+    augment = (shift_pixels, flip)
     if isinstance(images, TfdsSplit):
-        return _stream_dataset(images, batch_size, training, shift_pixels, seed, repeat, first_epoch, steps_per_epoch)
+        return _stream_dataset(images, batch_size, training, augment, seed, repeat, first_epoch, steps_per_epoch)
     files = isinstance(images, FileSplit)
     if files:
         labels, divisor = images.labels, 255.0
@@ -510,27 +538,28 @@ def make_dataset(
         if files:
             ds = ds.map(decode, num_parallel_calls=AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=False).enumerate()
-    return _scale_shift_prefetch(ds, divisor, training, shift_pixels, seed)
+    return _scale_augment_prefetch(ds, divisor, training, augment, seed)
 
 
-def _scale_shift_prefetch(ds, divisor, training, shift_pixels, seed):
-    """`(batch number, (images, labels))` batches -> scaled, shifted (training), prefetched, shardable."""
+def _scale_augment_prefetch(ds, divisor, training, augment, seed):
+    """`(batch number, (images, labels))` batches -> scaled, shifted and flipped (training:
+    `augment` is `(shift_pixels, flip)`), prefetched, shardable."""
     import tensorflow as tf
 
-    shifting = training and shift_pixels > 0
+    shift_pixels, flip = augment
 
     def scale(x, y):
         return tf.cast(x, tf.float32) / divisor, y
 
-    def scale_and_shift(index, batch):
+    def scale_and_augment(index, batch):
         x, y = scale(*batch)
-        # Seeded runs draw each batch's shifts from (seed, batch number):
+        # Seeded runs draw each batch's shifts and flips from (seed, batch number):
         # a stateful draw in a parallel map would depend on thread timing.
         batch_seed = None if seed is None else tf.stack([tf.constant(seed, tf.int64), index])
-        return shift_images(x, shift_pixels, seed=batch_seed), y
+        return flip_images(shift_images(x, shift_pixels, seed=batch_seed), flip, seed=batch_seed), y
 
-    if shifting:
-        ds = ds.map(scale_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and (shift_pixels > 0 or flip != "none"):
+        ds = ds.map(scale_and_augment, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda number, batch: scale(*batch), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
@@ -541,7 +570,7 @@ def _scale_shift_prefetch(ds, divisor, training, shift_pixels, seed):
     return ds.with_options(options)
 
 
-def _stream_dataset(split, batch_size, training, shift_pixels, seed, repeat, first_epoch, steps_per_epoch):
+def _stream_dataset(split, batch_size, training, augment, seed, repeat, first_epoch, steps_per_epoch):
     """`make_dataset` of a `TfdsSplit`: pass p shuffled in a buffer seeded by (seed, p), so a
     seeded stream is the same in every run and after a resume, as the in-memory one is."""
     import tensorflow as tf
@@ -560,4 +589,4 @@ def _stream_dataset(split, batch_size, training, shift_pixels, seed, repeat, fir
     else:
         ds = base.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True) if training else base
         ds = (ds.repeat() if repeat else ds).batch(batch_size).enumerate()
-    return _scale_shift_prefetch(ds, 255.0, training, shift_pixels, seed)
+    return _scale_augment_prefetch(ds, 255.0, training, augment, seed)

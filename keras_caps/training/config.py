@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+from keras_caps.data.batches import FLIPS
 from keras_caps.data.datasets import CACHE_MODES
 from keras_caps.data.folders import COLOR_MODES
 from keras_caps.losses import LOSS_FORMS
@@ -120,6 +121,13 @@ class TrainConfig:
         tuple(DECODER_INITS),
     )
     shift_pixels: int = setting(2, "Random shift of training images, up to this many pixels (0 = none).")
+    flip: str = setting(
+        "none",
+        "Random flip of training images, each axis of each image with probability 1/2: none, horizontal "
+        "(left-right: photos of things, animals, clothes), vertical, or horizontal_and_vertical (images with "
+        "no up, as from a microscope). Not for digits or text, which flipping makes other signs.",
+        tuple(FLIPS),
+    )
     dataset: str = setting(
         "mnist",
         "TFDS image classification data set (mnist, fashion_mnist, cifar10, ...); with data_dir of IDX files, "

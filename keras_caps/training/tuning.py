@@ -51,7 +51,7 @@ class CapsNetHyperModel(kt.HyperModel):
 
     Args:
         input_shape, classes: the data's image shape and class count.
-        shift_pixels: training shift augmentation, as in `train.py`.
+        shift_pixels, flip: training shift and flip augmentation, as in `train.py`.
         seed: shuffling and augmentation seed.
         steps_per_epoch: batches per epoch (default: one pass).
         model_kwargs: other fixed `CapsNet` arguments (e.g. `conv_filters`).
@@ -75,6 +75,7 @@ class CapsNetHyperModel(kt.HyperModel):
         warmup_steps=0,
         name="capsnet",
         tunable=True,
+        flip="none",
     ):
         super().__init__(name=name, tunable=tunable)
         self.lr_schedule = lr_schedule
@@ -82,6 +83,7 @@ class CapsNetHyperModel(kt.HyperModel):
         self.input_shape = tuple(input_shape)
         self.classes = classes
         self.shift_pixels = shift_pixels
+        self.flip = flip
         self.seed = seed
         self.steps_per_epoch = steps_per_epoch
         self.model_kwargs = dict(model_kwargs or {})
@@ -108,6 +110,7 @@ class CapsNetHyperModel(kt.HyperModel):
             batch_size,
             training=True,
             shift_pixels=self.shift_pixels,
+            flip=self.flip,
             seed=self.seed,
             repeat=self.steps_per_epoch is not None,
         )
@@ -193,6 +196,7 @@ def search(
     lr_schedule="exponential",
     warmup_steps=0,
     class_weight=None,
+    flip="none",
     **tuner_kwargs,
 ):
     """Runs (or resumes) a search and returns the tuner.
@@ -205,12 +209,14 @@ def search(
         max_trials, epochs: see `make_tuner`.
         input_shape, classes: default to the training data's.
         class_weight: `{class id: weight}` for every trial's `fit` (None: unweighted).
+        shift_pixels, flip: every trial's training augmentation (`CapsNetHyperModel`).
     """
     images, labels = train
     hypermodel = CapsNetHyperModel(
         input_shape=input_shape or images.shape[1:],
         classes=classes or int(labels.max()) + 1,
         shift_pixels=shift_pixels,
+        flip=flip,
         seed=seed,
         steps_per_epoch=steps_per_epoch,
         model_kwargs=model_kwargs,
