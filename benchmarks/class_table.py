@@ -2,9 +2,11 @@
 
     python benchmarks/class_table.py --groups 0,1,2,3,4:5,6,7,8,9 RUNS/unequal_none_s0 RUNS/unequal_balanced_s0
 
-Prints one JSON line per run (overall accuracy, each group's mean class accuracy, the weakest
-class), then the table with the mean of each setting's runs, a setting being a run's name
-without its `_sN` seed suffix.
+Prints one JSON line per run (the last epoch's accuracy on held-out validation images where the
+run had them, the test accuracy, each group's mean class accuracy, the weakest class), then the
+table with the mean of each setting's runs, a setting being a run's name without its `_sN` seed
+suffix. Choose between settings by the validation column; the test column is each run's one
+look at the test set.
 """
 
 import json
@@ -20,12 +22,20 @@ FLAGS = flags.FLAGS
 
 
 def run_row(run_dir, groups=None):
-    """`{"run", "accuracy", "<group>": mean class accuracy, "weakest"}` of one run's metrics.json."""
+    """`{"run", "validation" (only for a run with held-out validation images), "accuracy",
+    "<group>": mean class accuracy, "weakest"}` of one run's metrics.json."""
     with open(os.path.join(run_dir, "metrics.json")) as fh:
         metrics = json.load(fh)
     by_name = {row["class"]: row["accuracy"] for row in metrics["per_class"]}
     groups = groups or [list(by_name)]
-    row = {"run": os.path.basename(os.path.normpath(run_dir)), "accuracy": metrics["test_accuracy"]}
+    row = {"run": os.path.basename(os.path.normpath(run_dir))}
+    validation = metrics.get("validation_accuracy")
+    if "validation_accuracy" not in metrics and metrics.get("config", {}).get("val_split"):
+        with open(os.path.join(run_dir, "history.json")) as fh:  # a run from before metrics.json had it
+            validation = json.load(fh)[-1]["val_accuracy"]
+    if validation is not None:
+        row["validation"] = validation
+    row["accuracy"] = metrics["test_accuracy"]
     for group in groups:
         unknown = [name for name in group if name not in by_name]
         if unknown:
@@ -39,13 +49,15 @@ def run_row(run_dir, groups=None):
 
 
 def markdown(rows):
-    """One table line per setting (runs averaged over seeds), accuracies in percent."""
-    keys = [k for k in rows[0] if k not in ("run", "weakest")]
+    """One table line per setting (runs averaged over seeds), accuracies in percent; the
+    validation column only when every run has one."""
+    keys = [k for k in rows[0] if k not in ("run", "weakest") and all(k in row for row in rows)]
+    titles = {"accuracy": "test accuracy", "validation": "validation accuracy"}
     settings = {}
     for row in rows:
         settings.setdefault(re.sub(r"_s\d+$", "", row["run"]), []).append(row)
     lines = [
-        "| setting | runs | " + " | ".join("test accuracy" if k == "accuracy" else f"classes {k}" for k in keys) + " |",
+        "| setting | runs | " + " | ".join(titles.get(k, f"classes {k}") for k in keys) + " |",
         "| --- | --- |" + " --- |" * len(keys),
     ]
     for name, group in settings.items():

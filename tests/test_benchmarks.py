@@ -282,6 +282,21 @@ def test_the_class_table_averages_groups_and_seeds(tmp_path):
     with pytest.raises(ValueError, match=r"w_s1: no class d in its metrics.json \(it has a, b, c\)"):
         run_row(str(tmp_path / "w_s1"), [["a", "d"]])
 
+    # Runs that held out validation images: their last epoch's accuracy there, the column to choose by.
+    (tmp_path / "w_s0" / "metrics.json").write_text(
+        json.dumps({"test_accuracy": 0.9, "validation_accuracy": 0.95, "per_class": [{"class": "a", "accuracy": 0.9}]})
+    )
+    (tmp_path / "w_s1" / "metrics.json").write_text(  # written before metrics.json had it: from history.json
+        json.dumps({"test_accuracy": 0.8, "config": {"val_split": 0.1}, "per_class": [{"class": "a", "accuracy": 0.8}]})
+    )
+    (tmp_path / "w_s1" / "history.json").write_text(json.dumps([{"val_accuracy": 0.5}, {"val_accuracy": 0.75}]))
+    rows = [run_row(str(tmp_path / name)) for name in ("w_s0", "w_s1")]
+    assert [row["validation"] for row in rows] == [0.95, 0.75]
+    table = markdown(rows).splitlines()
+    assert table[0] == "| setting | runs | validation accuracy | test accuracy | classes a |"
+    assert table[2] == "| w | 2 | 85.00 (95.00, 75.00) | 85.00 (90.00, 80.00) | 85.00 (90.00, 80.00) |"
+    assert "validation" not in markdown([rows[0], first]).splitlines()[0]  # not every run has one
+
 
 @pytest.mark.parametrize(
     "script, args, message",

@@ -152,6 +152,7 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     assert evaluations == []
     history = json.load(open(os.path.join(save, "history.json")))
     assert metrics["test_accuracy"] == pytest.approx(history[-1]["val_accuracy"])
+    assert metrics["validation_images"] is None and metrics["validation_accuracy"] is None  # none held out
     assert metrics["config"]["epochs"] == 1 and metrics["train_images"] == 60 and metrics["steps_per_epoch"] == 2
     assert 0 < history[-1]["train_seconds"] < history[-1]["seconds"]  # the test pass comes after the steps
     # Resumed with more epochs: the schedule comes back with the optimizer; the policy with the
@@ -170,6 +171,8 @@ def test_run_in_process_trains_resumes_and_scores_the_test_set_once(mnist_dir, t
     levers = dict(decoder_init="authors", capsule_bias=True, loss_form="authors")
     metrics = run(_config(mnist_dir, str(tmp_path / "val"), epochs=1, val_split=0.2, figures=False, **levers))
     assert evaluations == [1]
+    history = json.load(open(tmp_path / "val" / "history.json"))
+    assert metrics["validation_images"] == 12 and metrics["validation_accuracy"] == history[-1]["val_accuracy"]
     saved = keras.saving.load_model(str(tmp_path / "val" / "final.keras")).get_config()
     assert saved["decoder_kernel_initializer"]["config"]["stddev"] == 0.1
     assert (saved["capsule_bias"], saved["loss_form"]) == (True, "authors")
@@ -281,6 +284,7 @@ def test_run_with_an_average_keeps_validates_and_resumes_it(mnist_dir, tmp_path)
     history = json.load(open(os.path.join(save, "history.json")))
     assert {"val_accuracy", "raw_val_accuracy", "raw_val_loss"} <= set(history[-1])
     assert metrics["test_accuracy"] == pytest.approx(history[-1]["val_accuracy"])
+    assert metrics["validation_images"] is None and metrics["validation_accuracy"] is None  # none held out
     assert metrics["test_loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)
     final = keras.models.load_model(os.path.join(save, "final.keras"))
     checkpoint = keras.models.load_model(os.path.join(save, "checkpoints", "epoch-0002.keras"))

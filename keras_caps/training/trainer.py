@@ -321,8 +321,10 @@ def run(config, command=None):
     Returns:
         The dict written to `metrics.json` (`test_metrics.json` when testing):
         test accuracy, error and losses, each class's accuracy (`per_class`)
-        and the confusion matrix, epochs, seconds, policy, backend, the
-        figures' paths and the configuration.
+        and the confusion matrix, the last epoch's accuracy on held-out
+        validation images (`validation_accuracy`; None when the test set
+        validated), epochs, seconds, policy, backend, the figures' paths and
+        the configuration.
 
     Raises:
         TrainingError: a run that cannot start or go on (diverged loss, a
@@ -430,6 +432,9 @@ def run(config, command=None):
         "epochs": len(history) if not config.testing else None,
         "epochs_this_run": epochs_run,
         "train_images": split_size(train),
+        # Held-out validation (None: the test set validated): the figure to choose settings by.
+        "validation_images": None if validate_on_test else split_size(val),
+        "validation_accuracy": history[-1]["val_accuracy"] if history and not validate_on_test else None,
         "steps_per_epoch": steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "policy": policy,
