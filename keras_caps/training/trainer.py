@@ -422,6 +422,7 @@ def run(config, command=None):
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
     names, matrix, classes = _class_results(model, test, config, info)
+    held_out = bool(history) and not validate_on_test
     figure_paths = _figures(model, history, test, out_dir, matrix, names) if config.figures else {}
     metrics = {
         "test_accuracy": results["accuracy"],
@@ -432,9 +433,9 @@ def run(config, command=None):
         "epochs": len(history) if not config.testing else None,
         "epochs_this_run": epochs_run,
         "train_images": split_size(train),
-        # Held-out validation (None: the test set validated): the figure to choose settings by.
-        "validation_images": None if validate_on_test else split_size(val),
-        "validation_accuracy": history[-1]["val_accuracy"] if history and not validate_on_test else None,
+        # Held-out validation (None: the test set validated, or none ran): the figure to choose settings by.
+        "validation_images": split_size(val) if held_out else None,
+        "validation_accuracy": history[-1]["val_accuracy"] if held_out else None,
         "steps_per_epoch": steps,
         "train_seconds_this_run": round(train_seconds, 1),
         "policy": policy,
