@@ -5,7 +5,7 @@
     python predict.py --model runs/capsnet/best.keras photos/   # every image under a folder
 
 Prints one line per image: the file name, the predicted class and its score
-(the capsule length). Any size or colour mode is accepted (see
+(the capsule length); `--format csv` writes CSV instead, for programs. Any size or colour mode is accepted (see
 `keras_caps.data.images.to_model_input`). A missing or unreadable file gets one line
 on stderr naming it; the others are still classified; the exit status is 1.
 Images go to the model 64 at a time (`--batch_size`), so a folder of many is
@@ -38,6 +38,14 @@ def define_flags(fv=flags.FLAGS):
         lower_bound=1,
         flag_values=fv,
     )
+    flags.DEFINE_enum(
+        "format",
+        "text",
+        ["text", "csv"],
+        "text: a line per image (file, class id, score, class name). csv: a header, then a row per image, "
+        "quoted where a file or class name holds a comma; for programs and spreadsheets.",
+        flag_values=fv,
+    )
     flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own logs.", flag_values=fv)
     flags.mark_flag_as_required("model", flag_values=fv)
 
@@ -47,7 +55,7 @@ def main(flag_values, files):
 
     if not files:
         raise app.UsageError("Name at least one image file or folder.")
-    if predict_files(flag_values.model, files, batch_size=flag_values.batch_size):
+    if predict_files(flag_values.model, files, batch_size=flag_values.batch_size, output_format=flag_values.format):
         sys.exit(1)
 
 

@@ -95,17 +95,48 @@ def test_truncated_png(tmp_path):
         load_image(str(path))
 
 
-def test_batch_size_flag_reaches_predict_files_and_refuses_zero(monkeypatch):
+def test_batch_size_and_format_flags_reach_predict_files_and_bad_values_are_refused(monkeypatch):
     import keras_caps.apps.predict as library
 
     calls = []
     monkeypatch.setattr(library, "predict_files", lambda model, files, **kwargs: calls.append(kwargs) or 0)
     assert run_cli("predict.py", "--model", "m.keras", "a.png").returncode == 0
-    assert run_cli("predict.py", "--model", "m.keras", "--batch_size", "3", "a.png").returncode == 0
-    assert calls == [{"batch_size": 64}, {"batch_size": 3}]
+    assert run_cli("predict.py", "--model", "m.keras", "--batch_size", "3", "--format", "csv", "a.png").returncode == 0
+    assert calls == [{"batch_size": 64, "output_format": "text"}, {"batch_size": 3, "output_format": "csv"}]
     result = run_cli("predict.py", "--model", "m.keras", "--batch_size", "0", "a.png")
     assert result.returncode == 1 and "--batch_size=0: 0 is not a positive integer" in result.stderr
+    result = run_cli("predict.py", "--model", "m.keras", "--format", "xml", "a.png")
+    assert result.returncode == 1 and "--format=xml: value should be one of <text|csv>" in result.stderr
     assert len(calls) == 2
+
+
+def test_csv_output_quotes_names_with_spaces_and_commas(tmp_path):
+    """A file and class names that split a text line apart come back whole from CSV, with the
+    class and score of the text line (and of the model itself)."""
+    import csv
+
+    keras.utils.set_random_seed(0)
+    names = ["sea horse", "cat, tabby", "dog"]
+    model = small_model(classes=3, class_names=names)
+    model.save(str(tmp_path / "m.keras"))
+    files = []
+    for i, name in enumerate(["a b, c.png", 'quote".png']):
+        files.append(str(tmp_path / name))
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (12, 12), dtype=np.uint8)).save(files[-1])
+    out, text = io.StringIO(), io.StringIO()
+    assert predict_files(str(tmp_path / "m.keras"), files, out=out, output_format="csv") == 0
+    predict_files(str(tmp_path / "m.keras"), files, out=text)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0] == ["file", "class", "score", "class_name"] and [r[0] for r in rows[1:]] == files
+    scores = model.predict(
+        np.stack([to_model_input(load_image(f), (12, 12, 1), digits=False) for f in files]), verbose=0
+    )
+    for row, line, expected in zip(rows[1:], text.getvalue().splitlines(), scores):
+        assert int(row[1]) == int(expected.argmax()) and row[3] == names[int(row[1])]
+        assert float(row[2]) == pytest.approx(float(expected.max()), abs=1e-5)
+        assert line == f"{row[0]} {row[1]} {float(row[2]):.4f} {row[3]}"
+    with pytest.raises(ValueError, match="`output_format` must be one of text, csv, got 'json'"):
+        predict_files(str(tmp_path / "m.keras"), files, output_format="json")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Classify images with a trained CapsNet in any of its saved forms: .keras, preset, SavedModel folder or .tflite
 (`predict.py`'s work)."""
 
+import csv
 import os
 import sys
 
@@ -43,20 +44,33 @@ def load_classifier(path):
     return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names
 
 
-def predict_files(model_path, files, out=None, err=None, batch_size=64):
+# How predict_files writes its results: lines for people, or CSV for programs (quoted, so a
+# file or class name may hold spaces and commas).
+FORMATS = ("text", "csv")
+CSV_COLUMNS = ("file", "class", "score", "class_name")
+
+
+def predict_files(model_path, files, out=None, err=None, batch_size=64, output_format="text"):
     """Classifies `files` (image files, or folders: the images under them), a line
     each on `out` (a readable file's name, class id, score and, where the model has
     them, class name) or `err` (why it could not be read); `None`: `sys.stdout` and
     `sys.stderr` as they are at the call, not when this module was imported. Images
     go to the model `batch_size` at a time (one call's overhead for many images);
-    the lines keep the files' order. Returns the number of files (and folders
-    without images) that could not be read."""
+    the lines keep the files' order. `output_format` "csv" writes `out` as CSV
+    instead: a header (`CSV_COLUMNS`), then a row per image, the score to 6
+    places, the class name empty where the model has none. Returns the number of
+    files (and folders without images) that could not be read."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"predict_files: `batch_size` must be an integer >= 1, got {batch_size!r}.")
+    if output_format not in FORMATS:
+        raise ValueError(f"predict_files: `output_format` must be one of {', '.join(FORMATS)}, got {output_format!r}.")
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    table = csv.writer(out, lineterminator="\n") if output_format == "csv" else None
 
     classify, shape, class_names = load_classifier(model_path)
+    if table:
+        table.writerow(CSV_COLUMNS)
     # MNIST's framing (crop, centre, light on dark) for digit models; a plain resize for any other set.
     digits = shape[-1] == 1 and class_names in (None, [str(d) for d in range(10)])
     failures = 0
@@ -68,8 +82,12 @@ def predict_files(model_path, files, out=None, err=None, batch_size=64):
         scores = classify(np.stack([image for _, image in pending]).astype(np.float32))
         for (name, _), row in zip(pending, scores):
             label = int(np.argmax(row))
-            named = f" {class_names[label]}" if class_names and label < len(class_names) else ""
-            print(f"{name} {label} {float(row[label]):.4f}{named}", file=out)
+            class_name = class_names[label] if class_names and label < len(class_names) else ""
+            if table:
+                table.writerow((name, label, f"{float(row[label]):.6f}", class_name))
+            else:
+                named = f" {class_name}" if class_name else ""
+                print(f"{name} {label} {float(row[label]):.4f}{named}", file=out)
         pending.clear()
 
     for given in files:
