@@ -5,9 +5,10 @@
     python predict.py --model runs/capsnet/best.keras photos/   # every image under a folder
 
 Prints one line per image: the file name, the predicted class and its score
-(the capsule length); `--format csv` writes CSV instead, for programs. Any size or colour mode is accepted (see
-`keras_caps.data.images.to_model_input`). A missing or unreadable file gets one line
-on stderr naming it; the others are still classified; the exit status is 1.
+(the capsule length); `--format csv` writes CSV instead, for programs. Any size
+or colour mode is accepted (see `keras_caps.data.images.to_model_input`). A
+missing or unreadable file gets one line on stderr naming it; the others are
+still classified; the exit status is 1.
 Images go to the model 64 at a time (`--batch_size`), so a folder of many is
 classified at the model's batch speed, not one call per image. The work is
 `keras_caps.apps.predict.predict_files`.
@@ -41,7 +42,7 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_enum(
         "format",
         "text",
-        ["text", "csv"],
+        ["text", "csv"],  # keras_caps.apps.predict.FORMATS, not imported here: --help stays quick
         "text: a line per image (file, class id, score, class name). csv: a header, then a row per image, "
         "quoted where a file or class name holds a comma; for programs and spreadsheets.",
         flag_values=fv,

@@ -7,13 +7,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from PIL import Image
 
 from keras_caps import CapsNet
 from keras_caps.apps.predict import load_classifier, predict_files
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
 from keras_caps.training import precision
-from tests.helpers import run_cli, run_program, small_model
+from tests.helpers import program_module, run_cli, run_program, small_model
 
 
 def digit(size=28):
@@ -108,6 +109,9 @@ def test_batch_size_and_format_flags_reach_predict_files_and_bad_values_are_refu
     result = run_cli("predict.py", "--model", "m.keras", "--format", "xml", "a.png")
     assert result.returncode == 1 and "--format=xml: value should be one of <text|csv>" in result.stderr
     assert len(calls) == 2
+    values = flags.FlagValues()
+    program_module("predict.py").define_flags(values)
+    assert values["format"].parser.enum_values == list(library.FORMATS)  # the CLI offers what the library writes
 
 
 def test_csv_output_quotes_names_with_spaces_and_commas(tmp_path):
