@@ -11,8 +11,9 @@ field's, made by `keras_caps.cli.define_config_flags`.
 A run leaves in --save_dir: best.keras (by validation accuracy), final.keras,
 checkpoints/epoch-NNNN.keras (with optimizer state, for --resume), log.csv,
 history.json, tensorboard/, metrics.json (with each class's test accuracy and the
-confusion matrix), PNG figures and preset/ (the final model with its metadata:
-`CapsNet.from_preset`, or --weights/--model of the front ends)."""
+confusion matrix), mistakes.csv (the test images it got wrong), PNG figures and
+preset/ (the final model with its metadata: `CapsNet.from_preset`, or
+--weights/--model of the front ends)."""
 
 import os
 import sys

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from keras_caps.data.batches import ArrayBatches
-from keras_caps.training.evaluation import confusion_matrix, per_class, weakest_classes
+from keras_caps.training.evaluation import (
+    confusion_matrix,
+    count_confusion,
+    mistakes,
+    per_class,
+    predict_classes,
+    weakest_classes,
+)
 
 
 class FirstPixels:
@@ -47,6 +54,37 @@ def test_the_matrix_counts_every_image_once_from_a_tf_dataset():
     images, labels, expected = _data(seed=1)
     batches = make_dataset(images, labels, 5, training=False)
     np.testing.assert_array_equal(confusion_matrix(FirstPixels(4), batches, classes=4), expected)
+
+
+def test_predictions_keep_the_datas_order_with_both_scores():
+    images, labels, expected = _data(seed=2)
+    predictions = predict_classes(FirstPixels(4), ArrayBatches(images, labels, batch_size=5))
+    pixels = images.reshape(len(images), -1)[:, :4] / np.float32(255)
+    np.testing.assert_array_equal(predictions.labels, labels)
+    np.testing.assert_array_equal(predictions.predicted, pixels.argmax(axis=1))
+    np.testing.assert_allclose(predictions.score, pixels.max(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(predictions.label_score, pixels[np.arange(len(labels)), labels], rtol=1e-6)
+    np.testing.assert_array_equal(count_confusion(predictions, 4), expected)
+
+
+def test_mistakes_name_each_wrong_image_the_most_confident_first():
+    from keras_caps.training.evaluation import Predictions
+
+    predictions = Predictions(
+        labels=np.array([0, 1, 2, 2, 1]),
+        predicted=np.array([0, 2, 0, 1, 1]),
+        score=np.array([0.9, 0.6, 0.8, 0.6, 0.7], np.float32),
+        label_score=np.array([0.9, 0.3, 0.1, 0.2, 0.7], np.float32),
+    )
+    names = ["cat", "dog", "sea horse"]
+    rows = mistakes(predictions, names, files=np.array(["a.png", "b.png", "c.png", "d.png", "e.png"]))
+    assert rows == [  # by score, the tie in the data's order
+        {"image": "c.png", "class": "sea horse", "predicted": "cat", "score": 0.8, "class_score": 0.1},
+        {"image": "b.png", "class": "dog", "predicted": "sea horse", "score": 0.6, "class_score": 0.3},
+        {"image": "d.png", "class": "sea horse", "predicted": "dog", "score": 0.6, "class_score": 0.2},
+    ]
+    assert [row["image"] for row in mistakes(predictions, names)] == [2, 1, 3]  # no files: test-set indices
+    assert mistakes(predictions._replace(predicted=predictions.labels), names) == []
 
 
 def test_per_class_reads_each_row():

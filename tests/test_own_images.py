@@ -65,6 +65,26 @@ def test_the_run_scores_each_class_and_draws_its_confusion_matrix(trained):
         assert "Weakest classes" not in result.stdout
 
 
+def test_the_images_it_got_wrong_are_listed_by_file_most_confident_first(trained, colour_folder):
+    import csv
+
+    save, result = trained
+    metrics = json.load(open(os.path.join(save, "metrics.json")))
+    matrix = np.array(metrics["confusion_matrix"])
+    with open(metrics["mistakes"]) as fh:
+        rows = list(csv.DictReader(fh))
+    counted = np.zeros_like(matrix)
+    for row in rows:  # each a test file, under its own class's folder, that the model took for another
+        folder = os.path.normpath(os.path.join(colour_folder, "test", row["class"]))
+        assert os.path.normpath(os.path.dirname(row["image"])) == folder and os.path.isfile(row["image"])
+        assert row["predicted"] != row["class"] and float(row["score"]) >= float(row["class_score"])
+        counted[CLASSES.index(row["class"]), CLASSES.index(row["predicted"])] += 1
+    np.testing.assert_array_equal(counted, matrix - np.diag(np.diag(matrix)))  # the matrix's errors, each once
+    scores = [float(row["score"]) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert (f"The {len(rows)} test image" in result.stdout) == bool(rows)
+
+
 def test_predict_prints_the_class_name_beside_id_and_score(trained, colour_folder):
     save, _ = trained
     image = os.path.join(colour_folder, "test", "sea horse", "01.png")

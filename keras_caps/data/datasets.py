@@ -60,12 +60,14 @@ class DataSplits:
     """A data set's splits, each `(images, labels)` arrays or a `FileSplit` read as it goes.
 
     `val` is None unless the data brought its own (a folder's val/ or `val_split`).
+    `test_files`: an image folder's test files, in the test split's order (None for other sources).
     """
 
     train: object
     val: object
     test: object
     info: DataInfo
+    test_files: object = None
 
 
 @dataclasses.dataclass
@@ -222,7 +224,7 @@ def load_data(
                 class_names=list(folder.class_names),
                 cached=cached,
             )
-            return DataSplits(train, val, test, info)
+            return DataSplits(train, val, test, info, test_files=folder.test.paths)
     for name, value in (("image_size", image_size), ("color_mode", color_mode), ("test_split", test_split)):
         if value:
             where = "MNIST-format IDX files" if data_dir else f"the TFDS set {dataset!r}"

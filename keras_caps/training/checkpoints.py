@@ -46,11 +46,12 @@ def atomic_write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def atomic_write_csv(path, rows):
-    """Rows are dicts; the header is the union of their keys, `epoch` first."""
-    keys = sorted({k for row in rows for k in row} - {"epoch"})
+def atomic_write_csv(path, rows, columns=None):
+    """Rows are dicts; the header is `columns`, or else the union of their keys, `epoch` first."""
+    if columns is None:
+        columns = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch"})
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["epoch"] + keys)
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(path, buffer.getvalue().encode())

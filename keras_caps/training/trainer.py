@@ -7,7 +7,8 @@ A run leaves in `save_dir`: best.keras (by validation accuracy), final.keras,
 checkpoints/epoch-NNNN.keras (with optimizer state and its learning-rate
 schedule, for resuming), log.csv, history.json, tensorboard/ (TensorFlow
 backend), metrics.json (with each class's test accuracy and the confusion
-matrix), PNG figures and preset/ (the final model with its metadata, for
+matrix), mistakes.csv (the test images it got wrong, the most confident first),
+PNG figures and preset/ (the final model with its metadata, for
 `CapsNet.from_preset`). A run whose `save_dir` holds an interrupted run's
 checkpoints continues it.
 """
@@ -145,12 +146,16 @@ def _printed_names(class_names, classes):
     return class_names or [str(i) for i in range(classes)]
 
 
-def _class_results(model, test, config, info):
-    """`(names, matrix, rows)`: the test set's confusion matrix and its per-class rows
-    (`evaluation`), under the names a run prints."""
-    names = _printed_names(model.class_names or info.class_names, model.classes)
-    matrix = evaluation.confusion_matrix(model, batches(test, config, training=False), model.classes)
-    return names, matrix, evaluation.per_class(matrix, names)
+def _class_results(model, test, config, data, path):
+    """`(names, matrix, rows, wrong)`: the test set's confusion matrix, its per-class rows
+    (`evaluation`), under the names a run prints, and how many images it got wrong,
+    which are written to `path` (CSV, the most confident mistakes first)."""
+    names = _printed_names(model.class_names or data.info.class_names, model.classes)
+    predictions = evaluation.predict_classes(model, batches(test, config, training=False))
+    matrix = evaluation.count_confusion(predictions, model.classes)
+    wrong = evaluation.mistakes(predictions, names, data.test_files)
+    checkpoints.atomic_write_csv(path, wrong, columns=evaluation.MISTAKE_COLUMNS)
+    return names, matrix, evaluation.per_class(matrix, names), len(wrong)
 
 
 def _class_weight(config, train, info):
@@ -421,7 +426,8 @@ def run(config, command=None):
         results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
-    names, matrix, classes = _class_results(model, test, config, info)
+    mistakes_file = "test_mistakes.csv" if config.testing else "mistakes.csv"
+    names, matrix, classes, wrong = _class_results(model, test, config, data, os.path.join(out_dir, mistakes_file))
     held_out = bool(history) and not validate_on_test
     figure_paths = _figures(model, history, test, out_dir, matrix, names) if config.figures else {}
     metrics = {
@@ -452,6 +458,7 @@ def run(config, command=None):
         "class_weights": None if class_weight is None else [class_weight[i] for i in range(len(class_weight))],
         "per_class": classes,
         "confusion_matrix": matrix.tolist(),  # rows: true class, columns: predicted
+        "mistakes": os.path.join(save_dir, mistakes_file),
         "figures": figure_paths,
         "config": config.to_dict(),
     }
@@ -472,14 +479,15 @@ def run(config, command=None):
         f"{info.name} images; {_count(metrics['epochs'] or 0, 'epoch')}, {train_seconds:.0f} s this run; "
         f"results in {save_dir}/"
     )
-    _print_weakest(classes)
+    _print_weakest(classes, wrong, metrics["mistakes"])
     return metrics
 
 
-def _print_weakest(rows):
+def _print_weakest(rows, wrong, path):
     weakest = evaluation.weakest_classes(rows)
     if weakest:
         print(f"Weakest classes: {weakest}.")
+        print(f"The {_count(wrong, 'test image')} it got wrong, the most confident first: {path}")
 
 
 def _count(n, noun):
@@ -595,7 +603,8 @@ def tune(config):
     checkpoints.atomic_write_json(os.path.join(save_dir, "best_hyperparameters.json"), hp)
     checkpoints.save_model_atomic(model, os.path.join(save_dir, "best.keras"))
     results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
-    names, matrix, classes = _class_results(model, test, config, info)
+    mistakes_path = os.path.join(save_dir, "mistakes.csv")
+    names, matrix, classes, wrong = _class_results(model, test, config, data, mistakes_path)
     figure_paths = {}
     if config.figures:
         figure_paths["confusion"] = os.path.join(save_dir, "confusion_matrix.png")
@@ -614,6 +623,7 @@ def tune(config):
         "seconds_this_run": round(time.time() - start, 1),
         "per_class": classes,
         "confusion_matrix": matrix.tolist(),  # rows: true class, columns: predicted
+        "mistakes": mistakes_path,
         "figures": figure_paths,
     }
     checkpoints.atomic_write_json(os.path.join(save_dir, "tuning.json"), summary)
@@ -626,5 +636,5 @@ def tune(config):
         f"{100 * results['accuracy']:.2f}% ({summary['trials_completed']} trials); "
         f"results in {save_dir}/best.keras, best_hyperparameters.json, tuning.json"
     )
-    _print_weakest(classes)
+    _print_weakest(classes, wrong, mistakes_path)
     return summary
