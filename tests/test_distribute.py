@@ -78,6 +78,12 @@ def test_two_workers_on_loopback_agree_with_one_process(mnist_dir, tmp_path):
         )
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
+    except subprocess.TimeoutExpired:  # a hang: say where each worker had got to
+        for p in procs:
+            p.kill()
+        ends = [p.communicate() for p in procs]
+        tails = [f"worker {i}:\n{out[-1500:]}\n{err[-1500:]}" for i, (out, err) in enumerate(ends)]
+        pytest.fail("The two workers did not finish in 300 s.\n" + "\n".join(tails))
     finally:
         for p in procs:
             p.kill()
