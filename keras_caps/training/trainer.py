@@ -132,13 +132,19 @@ def _figures(model, history, test, save_dir, matrix, names):
     if history:
         paths["curves"] = os.path.join(save_dir, "training_curves.png")
         figures.plot_history(history, paths["curves"])
-    paths["confusion"] = os.path.join(save_dir, "confusion_matrix.png")
-    figures.plot_confusion(matrix, names, paths["confusion"])
+    paths["confusion"] = _plot_confusion(matrix, names, save_dir)
     paths["reconstructions"] = os.path.join(save_dir, "reconstructions.png")
     figures.plot_reconstructions(model, x_test, paths["reconstructions"])
     paths["manipulate_latent"] = os.path.join(save_dir, "manipulate_latent.png")
     figures.plot_manipulated_latent(model, x_test[0], paths["manipulate_latent"])
     return paths
+
+
+def _plot_confusion(matrix, names, save_dir):
+    """Draws the confusion matrix (a run's and a search's figure) and returns its path."""
+    path = os.path.join(save_dir, "confusion_matrix.png")
+    figures.plot_confusion(matrix, names, path)
+    return path
 
 
 def _printed_names(class_names, classes):
@@ -147,15 +153,15 @@ def _printed_names(class_names, classes):
 
 
 def _class_results(model, test, config, data, path):
-    """`(names, matrix, rows, wrong)`: the test set's confusion matrix, its per-class rows
-    (`evaluation`), under the names a run prints, and how many images it got wrong,
-    which are written to `path` (CSV, the most confident mistakes first)."""
+    """`(names, matrix, rows)`: the test set's confusion matrix and its per-class rows
+    (`evaluation`), under the names a run prints; the images it got wrong are written
+    to `path` (CSV, the most confident mistakes first)."""
     names = _printed_names(model.class_names or data.info.class_names, model.classes)
     predictions = evaluation.predict_classes(model, batches(test, config, training=False))
     matrix = evaluation.count_confusion(predictions, model.classes)
     wrong = evaluation.mistakes(predictions, names, data.test_files)
     checkpoints.atomic_write_csv(path, wrong, columns=evaluation.MISTAKE_COLUMNS)
-    return names, matrix, evaluation.per_class(matrix, names), len(wrong)
+    return names, matrix, evaluation.per_class(matrix, names)
 
 
 def _class_weight(config, train, info):
@@ -427,7 +433,7 @@ def run(config, command=None):
     else:
         results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
     mistakes_file = "test_mistakes.csv" if config.testing else "mistakes.csv"
-    names, matrix, classes, wrong = _class_results(model, test, config, data, os.path.join(out_dir, mistakes_file))
+    names, matrix, classes = _class_results(model, test, config, data, os.path.join(out_dir, mistakes_file))
     held_out = bool(history) and not validate_on_test
     figure_paths = _figures(model, history, test, out_dir, matrix, names) if config.figures else {}
     metrics = {
@@ -479,15 +485,16 @@ def run(config, command=None):
         f"{info.name} images; {_count(metrics['epochs'] or 0, 'epoch')}, {train_seconds:.0f} s this run; "
         f"results in {save_dir}/"
     )
-    _print_weakest(classes, wrong, metrics["mistakes"])
+    _print_weakest(classes, metrics["mistakes"])
     return metrics
 
 
-def _print_weakest(rows, wrong, path):
+def _print_weakest(rows, mistakes_path):
     weakest = evaluation.weakest_classes(rows)
     if weakest:
+        wrong = sum(row["images"] - row["correct"] for row in rows)
         print(f"Weakest classes: {weakest}.")
-        print(f"The {_count(wrong, 'test image')} it got wrong, the most confident first: {path}")
+        print(f"The {_count(wrong, 'test image')} it got wrong, the most confident first: {mistakes_path}")
 
 
 def _count(n, noun):
@@ -604,11 +611,8 @@ def tune(config):
     checkpoints.save_model_atomic(model, os.path.join(save_dir, "best.keras"))
     results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
     mistakes_path = os.path.join(save_dir, "mistakes.csv")
-    names, matrix, classes, wrong = _class_results(model, test, config, data, mistakes_path)
-    figure_paths = {}
-    if config.figures:
-        figure_paths["confusion"] = os.path.join(save_dir, "confusion_matrix.png")
-        figures.plot_confusion(matrix, names, figure_paths["confusion"])
+    names, matrix, classes = _class_results(model, test, config, data, mistakes_path)
+    figure_paths = {"confusion": _plot_confusion(matrix, names, save_dir)} if config.figures else {}
     trials = tuner.oracle.trials.values()
     summary = {
         "best_hyperparameters": hp,
@@ -636,5 +640,5 @@ def tune(config):
         f"{100 * results['accuracy']:.2f}% ({summary['trials_completed']} trials); "
         f"results in {save_dir}/best.keras, best_hyperparameters.json, tuning.json"
     )
-    _print_weakest(classes, wrong, mistakes_path)
+    _print_weakest(classes, mistakes_path)
     return summary
