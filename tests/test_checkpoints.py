@@ -39,6 +39,28 @@ def test_csv_header_is_union_with_epoch_first(tmp_path):
     assert lines[0] == "epoch,loss,val_loss" and lines[2] == "2,0.4,0.3"
 
 
+def test_workers_checking_one_save_dir_at_once_do_not_trip_each_other(tmp_path):
+    """The workers of a multi-worker run check the same folder together: each probe is its own
+    (a shared probe name let one worker remove another's, which then stopped and hung the run)."""
+    import threading
+
+    errors = []
+
+    def check():
+        for _ in range(100):
+            try:
+                checkpoints.check_writable(str(tmp_path / "run"), min_free=0)
+            except OSError as error:
+                errors.append(str(error))
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and os.listdir(tmp_path / "run") == []  # no probe left behind
+
+
 def test_check_writable_rejects_a_file_path(tmp_path):
     blocker = tmp_path / "f"
     blocker.write_text("x")

@@ -64,11 +64,21 @@ def save_model_atomic(model, path):
 
 
 def check_writable(save_dir, min_free=MIN_FREE_BYTES):
-    """Creates `save_dir` and makes sure a run can write there, before any training."""
+    """Creates `save_dir` and makes sure a run can write there, before any training.
+
+    The probe is a file of this call's own (the workers of a multi-worker run
+    check the same folder at once: a shared name let one remove the other's).
+    """
     try:
         os.makedirs(save_dir, exist_ok=True)
-        atomic_write_bytes(os.path.join(save_dir, ".write-test"), b"ok")
-        os.remove(os.path.join(save_dir, ".write-test"))
+        fd, probe = tempfile.mkstemp(dir=save_dir, prefix=".write-test-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"ok")
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            os.remove(probe)
     except OSError as error:
         raise OSError(f"`save_dir` {save_dir} is not writable: {error.strerror or error}.") from None
     free = shutil.disk_usage(save_dir).free
