@@ -40,6 +40,20 @@ def test_round_trip_keeps_predictions_and_records_provenance(toy_preset):
     assert open(os.path.join(folder, "labels.txt")).read() == "tl\ntr\nbl\n"
 
 
+def test_a_preset_with_new_classes_keeps_its_stem_under_a_new_head(toy_preset):
+    from keras_caps.models.transfer import stem_layers
+
+    folder, model, x = toy_preset
+    new = CapsNet.from_preset(folder, class_names=["a", "b"], input_shape=(14, 12, 1))
+    assert (new.classes, new.class_names, new.image_shape) == (2, ["a", "b"], (14, 12, 1))
+    for kept, source in zip(stem_layers(new), stem_layers(model)):
+        for a, b in zip(kept.get_weights(), source.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert CapsNet.from_preset(folder, classes=3).class_names == ["tl", "tr", "bl"]
+    with pytest.raises(ValueError, match=r"stem takes images of 1 channel\(s\), `input_shape` \(12, 12, 3\) has 3"):
+        CapsNet.from_preset(folder, input_shape=(12, 12, 3))
+
+
 @pytest.fixture
 def shipped(toy_preset, tmp_path, monkeypatch):
     """The toy preset as the only one shipped with the package."""
@@ -216,7 +230,8 @@ def test_a_preset_that_does_not_fit_the_data_is_refused_before_training(toy_pres
     assert result.returncode == 1
     assert (
         f"error: --weights {toy_preset[0]} does not fit mnist: it takes (12, 12, 1) images, the data has (28, 28, 1); "
-        "it has 3 classes, the data 10." in result.stderr
+        "it has 3 classes, the data 10. --transfer keeps its convolutions and primary capsules and trains new "
+        "class capsules and decoder for the data." in result.stderr
     )
     assert not (save / "checkpoints").exists()
 

@@ -40,11 +40,19 @@ from tests.helpers import program_module
         ("class_weight", "auto", "`class_weight` must be one of none, balanced, got 'auto'"),
         ("verbose", 3, "`verbose` must be 0, 1 or 2"),
         ("testing", True, "`testing` needs `weights`"),
+        ("transfer", True, "`transfer` needs `weights`, a .keras model or a preset"),
     ],
 )
 def test_config_names_the_bad_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_transfer_needs_a_whole_model_to_train():
+    with pytest.raises(ValueError, match=r"a \.weights\.h5 file holds no network.*got 'w\.weights\.h5'"):
+        TrainConfig(transfer=True, weights="w.weights.h5")
+    with pytest.raises(ValueError, match="`transfer` trains new class capsules; it cannot go with `testing`"):
+        TrainConfig(transfer=True, weights="m.keras", testing=True)
 
 
 def test_flag_names_turn_arguments_into_flags():
@@ -190,6 +198,37 @@ def test_fine_tuning_refuses_settings_that_would_change_the_models_network(mnist
     ):
         with pytest.raises(TrainingError, match=re.escape(named)):
             run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, **given))
+    assert not (tmp_path / "r" / "final.keras").exists()
+
+
+def test_transfer_trains_a_model_of_the_datas_classes_and_shape_on_the_models_stem(mnist_dir, tmp_path, capsys):
+    from keras_caps.models.transfer import stem_layers
+
+    path = str(tmp_path / "m.keras")
+    source = CapsNet(input_shape=(20, 20, 1), classes=3, conv_filters=16, primary_channels=4, class_names=list("abc"))
+    source.save(path)
+    config = _config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, transfer=True, capsule_bias=True)
+    metrics = run(config)
+    assert (
+        "Transfer from " + path + ": its convolutions and primary capsules, new class capsules"
+        in capsys.readouterr().out
+    )
+    model = keras.saving.load_model(str(tmp_path / "r" / "final.keras"))
+    assert (model.image_shape, model.classes, model.class_names) == ((28, 28, 1), 10, [str(d) for d in range(10)])
+    assert model.digit_caps.use_bias and metrics["config"]["transfer"]  # the new head takes the run's options
+    assert model.get_config()["conv_filters"] == 16 and model.primary_caps.num_channels == 4
+    # Trained for two steps from the source's stem: near it, not equal (the stem trains too).
+    kernel, trained = stem_layers(source)[0].get_weights()[0], stem_layers(model)[0].get_weights()[0]
+    assert not np.array_equal(kernel, trained) and np.abs(kernel - trained).max() < 0.05
+
+
+def test_transfer_refuses_other_channels_and_another_architecture(mnist_dir, tmp_path):
+    path = str(tmp_path / "rgb.keras")
+    CapsNet(input_shape=(28, 28, 3), classes=10, conv_filters=16, primary_channels=4).save(path)
+    with pytest.raises(TrainingError, match=r"takes images of 3 channel\(s\), mnist's have 1: .*`color_mode` rgb"):
+        run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, transfer=True))
+    with pytest.raises(TrainingError, match=r"`transfer` keeps the model's stem; leave unset `architecture` micro"):
+        run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, transfer=True, architecture="micro"))
     assert not (tmp_path / "r" / "final.keras").exists()
 
 

@@ -135,6 +135,7 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
         (["--batch_size", "10"], "--batch_size is searched by --tune: leave it unset"),
         (["--lr", "0.01", "--routings", "2"], "--routings, --lr are searched by --tune"),
         (["--resume"], "--resume: not used by --tune"),
+        (["--weights", "mnist_micro", "--transfer"], "--weights, --transfer: not used by --tune"),
         (["--ema_momentum", "0.9"], "--ema_momentum: not used by --tune"),
     ],
 )

@@ -337,20 +337,37 @@ class CapsNet(keras.Model):
         return cls(**{**ARCHITECTURES[name], **overrides})
 
     @classmethod
-    def from_preset(cls, preset):
+    def from_preset(cls, preset, classes=None, class_names=None, input_shape=None):
         """A trained CapsNet from a preset: a shipped name (`keras_caps.presets()` lists
         them) or a folder written by `save_to_preset` or `train.py`. Its files are
         checked against the sha256 hashes in its `metadata.json` first.
 
+        Given `classes`, `class_names` or `input_shape`, the preset is a starting point
+        for another task (as keras-hub's `from_preset(..., num_classes=...)`): its
+        convolutions and primary capsules are kept, the class capsules and decoder are
+        new, to be trained (`keras_caps.models.transfer.with_new_head`).
+
+        Args:
+            preset: a shipped preset's name or a preset folder.
+            classes: the number of classes of the new task.
+            class_names: the new task's class names (their number gives `classes`).
+            input_shape: `(height, width, channels)` of the new task's images; the
+                channels must be the preset's.
+
         Raises:
             keras_caps.models.presets.PresetError: an unknown name, a folder that is not
                 a preset, or a missing or corrupted file.
+            ValueError: a new task the preset's stem cannot serve (other channels).
         """
         path = presets.model_path(preset)
         model = keras.saving.load_model(path)
         if not isinstance(model, cls):
             raise presets.PresetError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}.")
-        return model
+        if classes is None and class_names is None and input_shape is None:
+            return model
+        from keras_caps.models.transfer import with_new_head  # it builds on this module
+
+        return with_new_head(model, classes=classes, class_names=class_names, input_shape=input_shape)
 
     def save_to_preset(self, preset_dir, metadata=None, device_dir=None):
         """Writes this model as a preset folder (`model.keras`, `metadata.json`,

@@ -172,7 +172,13 @@ class TrainConfig:
         None,
         "A .keras model, a preset (a shipped name such as mnist_micro, or a run's preset/ folder) or a "
         ".weights.h5 file: evaluated with testing, else trained further (a model or preset in its own "
-        "architecture; it must take the data's images and classes).",
+        "architecture; it must take the data's images and classes, unless transfer).",
+    )
+    transfer: bool = setting(
+        False,
+        "With weights (a .keras model or preset): keep its convolutions and primary capsules and train new "
+        "class capsules and decoder for this data's classes and image size (e.g. letters from mnist_micro's "
+        "digits); the images' channels must be the model's.",
     )
     mixed_precision: str = setting(
         "auto",
@@ -252,6 +258,13 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: `verbose` must be 0, 1 or 2, got {self.verbose!r}.")
         if self.testing and not self.weights:
             raise ValueError("TrainConfig: `testing` needs `weights` (a .keras model saved by a run).")
+        if self.transfer and (not self.weights or self.weights.endswith(".weights.h5")):
+            raise ValueError(
+                "TrainConfig: `transfer` needs `weights`, a .keras model or a preset (a .weights.h5 file "
+                f"holds no network to take the stem from), got {self.weights!r}."
+            )
+        if self.transfer and self.testing:
+            raise ValueError("TrainConfig: `transfer` trains new class capsules; it cannot go with `testing`.")
 
     def to_dict(self):
         return dataclasses.asdict(self)

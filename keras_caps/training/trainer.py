@@ -29,6 +29,7 @@ from keras_caps.data.pipeline import input_pipeline
 from keras_caps.machine import describe_machine, machine_label, peak_rss_mib
 from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
 from keras_caps.models.files import ModelFileError, check_model_path, load_capsnet
+from keras_caps.models.transfer import KEPT, NEW, with_new_head
 from keras_caps.optimizers import EMAWarmupAdam
 from keras_caps.training import averaging, checkpoints, class_weights, evaluation, figures, schedules
 from keras_caps.training.config import TrainConfig
@@ -59,9 +60,10 @@ def _load_model(path, what="weights", check_only=False):
         raise TrainingError(f"`{what}` {error}") from None
 
 
-def check_fits(model, info, what):
+def check_fits(model, info, what, transferable=False):
     """Raises TrainingError, before any training, if `model` does not take `info`'s
-    images or has another number of classes (or other class names)."""
+    images or has another number of classes (or other class names); `transferable`:
+    the message says what `transfer` would do instead."""
     problems = []
     if tuple(model.image_shape) != tuple(info.image_shape):
         problems.append(f"takes {tuple(model.image_shape)} images, the data has {tuple(info.image_shape)}")
@@ -70,7 +72,42 @@ def check_fits(model, info, what):
     elif model.class_names and info.class_names and list(model.class_names) != list(info.class_names):
         problems.append(f"names its classes {_few(model.class_names)}, the data {_few(info.class_names)}")
     if problems:
-        raise TrainingError(f"{what} does not fit {info.name}: it {'; it '.join(problems)}.")
+        hint = f" `transfer` keeps {KEPT} and trains {NEW} for the data." if transferable else ""
+        raise TrainingError(f"{what} does not fit {info.name}: it {'; it '.join(problems)}.{hint}")
+
+
+def _transfer(source, config, info, run_settings):
+    """`source`'s stem under new class capsules and decoder for `info`'s classes and images."""
+    what = f"`weights` {config.weights}"
+    own = architecture_of(source)
+    if config.architecture not in ("auto", own):
+        raise TrainingError(
+            f"{what}: `transfer` keeps the model's stem; leave unset `architecture` {config.architecture} "
+            f"(the model's: {own or 'its own'})."
+        )
+    channels, wanted = source.image_shape[-1], info.image_shape[-1]
+    if channels != wanted:
+        hint = "grayscale" if channels == 1 else "rgb" if channels == 3 else None
+        raise TrainingError(
+            f"{what} takes images of {channels} channel(s), {info.name}'s have {wanted}: its first convolution "
+            f"is made for {channels}{f'; `color_mode` {hint} converts the data' if hint else ''}."
+        )
+    names = info.class_names or None
+    try:
+        model = with_new_head(
+            source,
+            classes=info.classes,
+            class_names=names,
+            input_shape=info.image_shape,
+            **{k: v for k, v in {**model_options(config), **run_settings}.items() if k != "class_names"},
+        )
+    except ValueError as error:
+        raise TrainingError(f"{what}, transferred to {info.name}: {error}") from None
+    print(
+        f"Transfer from {config.weights}: {KEPT}, {NEW} for {info.classes} classes of "
+        f"{'x'.join(map(str, info.image_shape))} images."
+    )
+    return model
 
 
 def _check_fine_tuning(config, source):
@@ -263,10 +300,12 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         "loss_form": config.loss_form,
         "class_names": info.class_names or None,
     }
-    if config.weights and not config.weights.endswith(".weights.h5"):
+    if config.transfer:
+        model = _transfer(_load_model(config.weights), config, info, run_settings)
+    elif config.weights and not config.weights.endswith(".weights.h5"):
         # Fine-tuning a saved model or preset: its architecture, this run's loss and routing.
         source = _load_model(config.weights)
-        check_fits(source, info, f"`weights` {config.weights}")
+        check_fits(source, info, f"`weights` {config.weights}", transferable=True)
         _check_fine_tuning(config, source)
         settings = {k: v for k, v in source.get_config().items() if k not in ("name", "dtype")}
         names = source.class_names or run_settings["class_names"]  # the data's, where the model has none
@@ -536,7 +575,7 @@ def _check_search_settings(config):
             f"{', '.join(f'`{n}`' for n in searched)} {'is' if len(searched) == 1 else 'are'} searched by `tune`: "
             "leave it unset (the search space is keras_caps.training.tuning.define_search_space)."
         )
-    unused = [name for name in ("weights", "resume") if getattr(config, name)]
+    unused = [name for name in ("weights", "transfer", "resume") if getattr(config, name)]
     if "ema_momentum" not in config.from_recipe and config.ema_momentum:
         unused.append("ema_momentum")
     if unused:

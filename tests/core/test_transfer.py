@@ -1,0 +1,121 @@
+"""`with_new_head`: a trained CapsNet's stem under new class capsules and decoder."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_caps.models.transfer import stem_layers, with_new_head
+from tests.helpers import small_model, toy_data
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small CapsNet with batch normalization in its stem, trained for an epoch
+    (so that the moving statistics differ from their initial values)."""
+    keras.utils.set_random_seed(7)
+    x, y = toy_data(n=24)
+    model = small_model(class_names=["tl", "tr", "bl"], conv_batch_norm=True)
+    model.compile(optimizer="adam")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    return model, x
+
+
+def _weights(layers):
+    return [w for layer in layers for w in layer.get_weights()]
+
+
+def _assert_same(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_stem_is_kept_and_the_class_capsules_and_decoder_are_new(trained):
+    source, x = trained
+    model = with_new_head(source, class_names=list("vwxyz"))
+    assert (model.classes, model.class_names, model.image_shape) == (5, list("vwxyz"), source.image_shape)
+    kept = _weights(stem_layers(source))
+    assert len(kept) == 1 + 4 + 2  # conv kernel (no bias before a norm), the norm's four, the primary capsules' two
+    assert not np.array_equal(stem_layers(source)[1].get_weights()[2], 0)  # a moving mean, trained
+    _assert_same(_weights(stem_layers(model)), kept)
+    _, capsules, dim, primary_dim = source.digit_caps.kernel.shape
+    assert tuple(model.digit_caps.kernel.shape) == (5, capsules, dim, primary_dim)
+    assert tuple(model.decoder_layers[0].kernel.shape) == (5 * dim, source.decoder_units[0])
+    # The decoder's hidden layer has the source's shape, and fresh weights all the same.
+    assert model.decoder_layers[1].kernel.shape == source.decoder_layers[1].kernel.shape
+    assert not np.array_equal(model.decoder_layers[1].kernel.numpy(), source.decoder_layers[1].kernel.numpy())
+    assert model.predict(x, verbose=0).shape == (len(x), 5)
+
+
+def test_the_same_classes_keep_their_names_and_still_get_a_new_head(trained):
+    source, x = trained
+    model = with_new_head(source)
+    assert (model.classes, model.class_names) == (3, ["tl", "tr", "bl"])
+    assert model.digit_caps.kernel.shape == source.digit_caps.kernel.shape
+    assert not np.array_equal(model.digit_caps.kernel.numpy(), source.digit_caps.kernel.numpy())
+    assert with_new_head(source, classes=4).class_names is None  # other classes: the old names do not fit
+
+
+def test_other_image_sizes_take_the_stem_with_more_primary_capsules(trained):
+    source, _ = trained
+    model = with_new_head(source, input_shape=(16, 20, 1), routings=1, capsule_bias=True)
+    _assert_same(_weights(stem_layers(model)), _weights(stem_layers(source)))
+    # 12x12 -> 10x10 -> 4x4 primary positions; 16x20 -> 14x18 -> 6x8.
+    assert source.digit_caps.kernel.shape[1] == 4 * 4 * 4 and model.digit_caps.kernel.shape[1] == 6 * 8 * 4
+    assert (model.routings, model.digit_caps.use_bias) == (1, True)
+    images = np.random.default_rng(0).uniform(size=(3, 16, 20, 1)).astype("float32")
+    assert model.reconstruct(images).shape == (3, 16, 20, 1)
+
+
+def test_a_transferred_model_trains_and_round_trips(trained, tmp_path):
+    source, x = trained
+    _, y = toy_data(n=24)
+    model = with_new_head(source, classes=3)
+    model.compile(optimizer="adam")
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    path = str(tmp_path / "t.keras")
+    model.save(path)
+    np.testing.assert_allclose(
+        keras.saving.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+
+
+def test_the_new_model_computes_in_the_current_policy(trained):
+    source, x = trained
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = with_new_head(source, classes=4)
+    assert model.dtype_policy.name == "mixed_bfloat16" and model.conv1.compute_dtype == "bfloat16"
+    _assert_same(_weights(stem_layers(model)), _weights(stem_layers(source)))
+    assert model.predict(x, verbose=0).shape == (len(x), 4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(input_shape=(12, 12, 3)),
+            r"the model's stem takes images of 1 channel\(s\), `input_shape` \(12, 12, 3\) has 3",
+        ),
+        (dict(conv_filters=8), "`conv_filters` would change the stem whose weights are kept"),
+        (
+            dict(primary_dim=8, input_standardization=True),
+            "`input_standardization`, `primary_dim` would change the stem",
+        ),
+        (dict(input_shape=(4, 4, 1)), r"input_shape \(4, 4, 1\) is too small"),
+        (dict(classes=1), "`classes` must be an integer >= 2, got 1"),
+    ],
+)
+def test_a_new_task_the_stem_cannot_serve_is_refused(trained, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        with_new_head(trained[0], **kwargs)
+
+
+def test_the_source_must_be_a_capsnet():
+    with pytest.raises(ValueError, match="`source` must be a keras_caps.CapsNet, got Sequential"):
+        with_new_head(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_class_names_give_the_number_of_classes():
+    model = with_new_head(small_model(classes=2), class_names=["a", "b", "c"])
+    assert (model.classes, model.class_names) == (3, ["a", "b", "c"])
