@@ -283,7 +283,7 @@ def small_model(classes=3, routings=3, **kw):
     """A CapsNet for 12x12 images, small enough to train in a test."""
     from keras_caps import CapsNet
 
-    return CapsNet(input_shape=(12, 12, 1), classes=classes, routings=routings, **{**SMALL, **kw})
+    return CapsNet(**{"input_shape": (12, 12, 1), "classes": classes, "routings": routings, **SMALL, **kw})
 
 
 # ---------------------------------------------------------------- layer tests

@@ -50,8 +50,9 @@ def test_a_preset_with_new_classes_keeps_its_stem_under_a_new_head(toy_preset):
         for a, b in zip(kept.get_weights(), source.get_weights()):
             np.testing.assert_array_equal(a, b)
     assert CapsNet.from_preset(folder, classes=3).class_names == ["tl", "tr", "bl"]
-    with pytest.raises(ValueError, match=r"stem takes images of 1 channel\(s\), `input_shape` \(12, 12, 3\) has 3"):
-        CapsNet.from_preset(folder, input_shape=(12, 12, 3))
+    assert CapsNet.from_preset(folder, input_shape=(12, 12, 3)).conv1.kernel.shape[2] == 3  # grey to colour
+    with pytest.raises(ValueError, match=r"`input_shape` must be \(height, width, channels\).*got \(12, 12\)"):
+        CapsNet.from_preset(folder, input_shape=(12, 12))
 
 
 @pytest.fixture

@@ -222,14 +222,17 @@ def test_transfer_trains_a_model_of_the_datas_classes_and_shape_on_the_models_st
     assert not np.array_equal(kernel, trained) and np.abs(kernel - trained).max() < 0.05
 
 
-def test_transfer_refuses_other_channels_and_another_architecture(mnist_dir, tmp_path):
+def test_transfer_adapts_a_colour_model_to_grey_images_and_keeps_its_architecture(mnist_dir, tmp_path, capsys):
     path = str(tmp_path / "rgb.keras")
     CapsNet(input_shape=(28, 28, 3), classes=10, conv_filters=16, primary_channels=4).save(path)
-    with pytest.raises(TrainingError, match=r"takes images of 3 channel\(s\), mnist's have 1: .*`color_mode` rgb"):
-        run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, transfer=True))
     with pytest.raises(TrainingError, match=r"`transfer` keeps the model's stem; leave unset `architecture` micro"):
         run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, transfer=True, architecture="micro"))
     assert not (tmp_path / "r" / "final.keras").exists()
+    run(_config(mnist_dir, str(tmp_path / "r"), epochs=1, weights=path, transfer=True))
+    assert "first convolution, made for 3-channel images, adapted to 1 (its colour kernels summed" in (
+        capsys.readouterr().out
+    )
+    assert keras.saving.load_model(str(tmp_path / "r" / "final.keras")).image_shape == (28, 28, 1)
 
 
 def test_run_errors_name_arguments(mnist_dir, tmp_path):

@@ -385,6 +385,10 @@ class CapsNet(keras.Model):
     # ----------------------------------------------------------------- forward
     def encode(self, images, training=None):
         """Digit capsules, float32 `(batch, classes, digit_dim)`."""
+        return self.digit_caps(self.primary_capsules(images, training=training))
+
+    def primary_capsules(self, images, training=None):
+        """The stem's output: the primary capsules `(batch, capsules, primary_dim)`."""
         images = ops.convert_to_tensor(images)
         self._check_image_shape(images.shape)
         if "float" not in str(images.dtype):
@@ -397,8 +401,7 @@ class CapsNet(keras.Model):
             x = layer(x)
             if self.conv_norms:
                 x = ops.relu(self.conv_norms[i](x, training=training))
-        x = self.primary_caps(x)
-        return self.digit_caps(x)
+        return self.primary_caps(x)
 
     @staticmethod
     def standardize(images):

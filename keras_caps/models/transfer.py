@@ -2,11 +2,14 @@
 
 The stem (the convolutions, their batch normalization and the primary capsules)
 does not depend on the classes, and its kernels not on the image's height and
-width; the class capsules' weight holds one matrix per primary capsule and
-class, and the decoder draws the image, so both are made afresh for the new
-task (keras-hub's `from_preset(..., num_classes=...)` keeps a backbone and
-makes a new head the same way).
+width (the first one's channels are adapted between grey and colour); the class
+capsules' weight holds one matrix per primary capsule and class, and the
+decoder draws the image, so both are made afresh for the new task (keras-hub's
+`from_preset(..., num_classes=...)` keeps a backbone and makes a new head the
+same way).
 """
+
+import numpy as np
 
 from keras_caps.models.capsnet import CapsNet
 
@@ -29,8 +32,9 @@ def with_new_head(source, classes=None, class_names=None, input_shape=None, **ov
         class_names: a name for each new class (default: none, unless `classes` is the
             source's, whose names are then kept).
         input_shape: `(height, width, channels)` of the new images (default: the
-            source's). The channels must be the source's: its first convolution's
-            kernel is made for them.
+            source's). Grey to colour and colour to grey adapt the first
+            convolution's kernel (`adapt_channels`); other changes of channels
+            are refused.
         **overrides: other `CapsNet` arguments for the new model (its routings, loss,
             the class capsules' biases, the decoder's initialisation); arguments that
             shape the stem are refused, since its weights would not fit.
@@ -40,7 +44,7 @@ def with_new_head(source, classes=None, class_names=None, input_shape=None, **ov
         the source's, its class capsules and decoder freshly initialised.
 
     Raises:
-        ValueError: a number of channels other than the source's, a stem argument in
+        ValueError: channels that do not adapt (3 to 4, say), a stem argument in
             `overrides`, or new arguments `CapsNet` refuses (too small an image, ...).
 
     Example:
@@ -56,10 +60,11 @@ def with_new_head(source, classes=None, class_names=None, input_shape=None, **ov
     if class_names is None and classes == source.classes:
         class_names = source.class_names
     input_shape = source.image_shape if input_shape is None else tuple(input_shape)
-    if len(input_shape) == 3 and input_shape[-1] != source.image_shape[-1]:
+    channels = input_shape[-1] if len(input_shape) == 3 else None
+    if not can_adapt(source.image_shape[-1], channels):
         raise ValueError(
-            f"with_new_head: the model's stem takes images of {source.image_shape[-1]} channel(s), "
-            f"`input_shape` {input_shape} has {input_shape[-1]}."
+            f"with_new_head: the model's stem takes images of {source.image_shape[-1]} channels, "
+            f"`input_shape` {input_shape} has {channels}: only grey to colour and colour to grey adapt."
         )
     stem_arguments = sorted(set(overrides) & _STEM_ARGUMENTS)
     if stem_arguments:
@@ -71,8 +76,32 @@ def with_new_head(source, classes=None, class_names=None, input_shape=None, **ov
     config.update(overrides, classes=classes, class_names=class_names, input_shape=list(input_shape))
     model = CapsNet.from_config(config)  # built by its constructor
     for target, kept in zip(stem_layers(model), stem_layers(source)):
-        target.set_weights(kept.get_weights())
+        weights = kept.get_weights()
+        if target is model.conv1:
+            weights[0] = adapt_channels(weights[0], model.image_shape[-1])
+        target.set_weights(weights)
     return model
+
+
+def can_adapt(have, want):
+    """Whether a first convolution made for `have` channels can serve images of `want`."""
+    return have == want or have == 1 or want == 1
+
+
+def adapt_channels(kernel, channels):
+    """A first convolution's kernel `(height, width, in, filters)` for images of `channels`
+    channels: a grey kernel is spread evenly over the colours, so that the stem sees a
+    colour image as the mean of its channels (and a grey image copied into each channel
+    exactly as before); a colour kernel is summed over them, so that a grey image reads
+    as a colour one with equal channels. Training then learns what colour adds."""
+    have = kernel.shape[2]
+    if have == channels:
+        return kernel
+    if not can_adapt(have, channels):
+        raise ValueError(f"adapt_channels: a kernel for {have} channels cannot serve {channels}.")
+    if have == 1:
+        return np.repeat(kernel, channels, axis=2) / channels
+    return kernel.sum(axis=2, keepdims=True)
 
 
 # The CapsNet arguments that give the stem its weights' shapes and meaning.

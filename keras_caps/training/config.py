@@ -178,7 +178,7 @@ class TrainConfig:
         False,
         "With weights (a .keras model or preset): keep its convolutions and primary capsules and train new "
         "class capsules and decoder for this data's classes and image size (e.g. letters from mnist_micro's "
-        "digits); the images' channels must be the model's.",
+        "digits); a grey model's first convolution is adapted to colour images, and a colour one's to grey.",
     )
     mixed_precision: str = setting(
         "auto",

@@ -85,13 +85,6 @@ def _transfer(source, config, info, run_settings):
             f"{what}: `transfer` keeps the model's stem; leave unset `architecture` {config.architecture} "
             f"(the model's: {own or 'its own'})."
         )
-    channels, wanted = source.image_shape[-1], info.image_shape[-1]
-    if channels != wanted:
-        hint = "grayscale" if channels == 1 else "rgb" if channels == 3 else None
-        raise TrainingError(
-            f"{what} takes images of {channels} channel(s), {info.name}'s have {wanted}: its first convolution "
-            f"is made for {channels}{f'; `color_mode` {hint} converts the data' if hint else ''}."
-        )
     names = info.class_names or None
     try:
         model = with_new_head(
@@ -107,6 +100,13 @@ def _transfer(source, config, info, run_settings):
         f"Transfer from {config.weights}: {KEPT}, {NEW} for {info.classes} classes of "
         f"{'x'.join(map(str, info.image_shape))} images."
     )
+    channels, wanted = source.image_shape[-1], info.image_shape[-1]
+    if channels != wanted:
+        print(
+            f"Its first convolution, made for {channels}-channel images, adapted to {wanted} "
+            f"({'each image read as the mean of its channels' if channels == 1 else 'its colour kernels summed'} "
+            "to begin with)."
+        )
     return model
 
 

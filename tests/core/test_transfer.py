@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_caps.models.transfer import stem_layers, with_new_head
+from keras_caps.models.transfer import adapt_channels, stem_layers, with_new_head
 from tests.helpers import small_model, toy_data
 
 
@@ -93,10 +93,6 @@ def test_the_new_model_computes_in_the_current_policy(trained):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (
-            dict(input_shape=(12, 12, 3)),
-            r"the model's stem takes images of 1 channel\(s\), `input_shape` \(12, 12, 3\) has 3",
-        ),
         (dict(conv_filters=8), "`conv_filters` would change the stem whose weights are kept"),
         (
             dict(primary_dim=8, input_standardization=True),
@@ -109,6 +105,37 @@ def test_the_new_model_computes_in_the_current_policy(trained):
 def test_a_new_task_the_stem_cannot_serve_is_refused(trained, kwargs, message):
     with pytest.raises(ValueError, match=message):
         with_new_head(trained[0], **kwargs)
+
+
+def test_grey_and_colour_adapt_the_first_convolution_so_that_the_stem_sees_the_same(trained):
+    source, x = trained
+    colour = with_new_head(source, input_shape=(12, 12, 3))
+    # A grey image copied into each channel gives the source's primary capsules.
+    np.testing.assert_allclose(
+        colour.primary_capsules(np.repeat(x, 3, axis=-1)), source.primary_capsules(x), rtol=1e-5, atol=1e-6
+    )
+    # And back: a grey model from the colour one reads a grey image as its colour copy.
+    grey = with_new_head(colour, input_shape=(12, 12, 1))
+    np.testing.assert_allclose(grey.primary_capsules(x), colour.primary_capsules(np.repeat(x, 3, axis=-1)), atol=1e-5)
+    _assert_same(_weights(stem_layers(colour)[1:]), _weights(stem_layers(source)[1:]))  # only the first adapts
+
+
+def test_adapt_channels_spreads_a_grey_kernel_and_sums_a_colour_one():
+    kernel = np.arange(2 * 2 * 1 * 3, dtype="float32").reshape(2, 2, 1, 3)
+    spread = adapt_channels(kernel, 4)
+    assert spread.shape == (2, 2, 4, 3)
+    np.testing.assert_array_equal(spread[:, :, 2], kernel[:, :, 0] / 4)
+    colour = np.random.default_rng(0).normal(size=(3, 3, 3, 5)).astype("float32")
+    np.testing.assert_allclose(adapt_channels(colour, 1)[:, :, 0], colour[:, :, 0] + colour[:, :, 1] + colour[:, :, 2])
+    assert adapt_channels(colour, 3) is colour
+    with pytest.raises(ValueError, match="a kernel for 3 channels cannot serve 4"):
+        adapt_channels(colour, 4)
+
+
+def test_channels_that_do_not_adapt_are_refused():
+    colour = small_model(input_shape=(12, 12, 3))
+    with pytest.raises(ValueError, match=r"takes images of 3 channels, `input_shape` \(12, 12, 4\) has 4: only grey"):
+        with_new_head(colour, input_shape=(12, 12, 4))
 
 
 def test_the_source_must_be_a_capsnet():
