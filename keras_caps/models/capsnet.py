@@ -351,13 +351,14 @@ class CapsNet(keras.Model):
             preset: a shipped preset's name or a preset folder.
             classes: the number of classes of the new task.
             class_names: the new task's class names (their number gives `classes`).
-            input_shape: `(height, width, channels)` of the new task's images; the
-                channels must be the preset's.
+            input_shape: `(height, width, channels)` of the new task's images; grey
+                and colour adapt to each other.
 
         Raises:
             keras_caps.models.presets.PresetError: an unknown name, a folder that is not
                 a preset, or a missing or corrupted file.
-            ValueError: a new task the preset's stem cannot serve (other channels).
+            ValueError: a new task the preset's stem cannot serve (channels that do not
+                adapt, 3 to 4 say).
         """
         path = presets.model_path(preset)
         model = keras.saving.load_model(path)

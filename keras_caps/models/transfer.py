@@ -28,9 +28,9 @@ def with_new_head(source, classes=None, class_names=None, input_shape=None, **ov
 
     Args:
         source: a `CapsNet`, trained.
-        classes: the new number of classes (default: `len(class_names)`, else the source's).
-        class_names: a name for each new class (default: none, unless `classes` is the
-            source's, whose names are then kept).
+        classes: the new number of classes (default: `len(class_names)`; with neither
+            given, the source's classes and their names).
+        class_names: a name for each new class (default: none).
         input_shape: `(height, width, channels)` of the new images (default: the
             source's). Grey to colour and colour to grey adapt the first
             convolution's kernel (`adapt_channels`); other changes of channels
@@ -53,12 +53,10 @@ def with_new_head(source, classes=None, class_names=None, input_shape=None, **ov
     """
     if not isinstance(source, CapsNet):
         raise ValueError(f"with_new_head: `source` must be a keras_caps.CapsNet, got {type(source).__name__}.")
-    if class_names is not None and classes is None:
+    if classes is None and class_names is None:  # the same classes (other images, say): their names too
+        classes, class_names = source.classes, source.class_names
+    elif classes is None:
         classes = len(class_names)
-    if classes is None:
-        classes = source.classes
-    if class_names is None and classes == source.classes:
-        class_names = source.class_names
     input_shape = source.image_shape if input_shape is None else tuple(input_shape)
     channels = input_shape[-1] if len(input_shape) == 3 else None
     if not can_adapt(source.image_shape[-1], channels):

@@ -47,13 +47,15 @@ def test_the_stem_is_kept_and_the_class_capsules_and_decoder_are_new(trained):
     assert model.predict(x, verbose=0).shape == (len(x), 5)
 
 
-def test_the_same_classes_keep_their_names_and_still_get_a_new_head(trained):
+def test_without_new_classes_the_names_stay_and_the_head_is_new_all_the_same(trained):
     source, x = trained
     model = with_new_head(source)
     assert (model.classes, model.class_names) == (3, ["tl", "tr", "bl"])
     assert model.digit_caps.kernel.shape == source.digit_caps.kernel.shape
     assert not np.array_equal(model.digit_caps.kernel.numpy(), source.digit_caps.kernel.numpy())
-    assert with_new_head(source, classes=4).class_names is None  # other classes: the old names do not fit
+    # Classes given are a new task's: the old names go, even where their number is the same.
+    assert with_new_head(source, classes=4).class_names is None
+    assert with_new_head(source, classes=3).class_names is None
 
 
 def test_other_image_sizes_take_the_stem_with_more_primary_capsules(trained):
