@@ -270,3 +270,20 @@ def test_export_and_fine_tuning_take_the_shipped_preset(mnist_dir, tmp_path):
     result = train_here(*common(mnist_dir, save), "--epochs", "1", "--weights", "mnist_micro", "--nofigures")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.load(open(os.path.join(save, "metrics.json")))["architecture"] == "micro"
+
+
+@pytest.mark.slow
+@needs_shipped
+def test_the_shipped_preset_transfers_to_colour_images_of_other_classes_and_size(tmp_path):
+    from tests.helpers import common, train_here, write_image_folder
+
+    folder = str(tmp_path / "pets")
+    write_image_folder(folder, classes=("cat", "dog", "fox"), per_class=5, size=(20, 24))
+    save = str(tmp_path / "run")
+    result = train_here(*common(folder, save, batch_size=4), "--epochs", "1", "--weights", "mnist_micro", "--transfer")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Transfer from mnist_micro: its convolutions and primary capsules" in result.stdout
+    assert "made for 1-channel images, adapted to 3" in result.stdout
+    metrics = json.load(open(os.path.join(save, "metrics.json")))
+    assert metrics["class_names"] == ["cat", "dog", "fox"] and metrics["image_shape"] == [20, 24, 3]
+    assert metrics["architecture"] == "micro" and presets.verify(os.path.join(save, "preset"))
