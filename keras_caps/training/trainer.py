@@ -79,20 +79,13 @@ def check_fits(model, info, what, transferable=False):
 def _transfer(source, config, info, run_settings):
     """`source`'s stem under new class capsules and decoder for `info`'s classes and images."""
     what = f"`weights` {config.weights}"
-    own = architecture_of(source)
-    if config.architecture not in ("auto", own):
-        raise TrainingError(
-            f"{what}: `transfer` keeps the model's stem; leave unset `architecture` {config.architecture} "
-            f"(the model's: {own or 'its own'})."
-        )
-    names = info.class_names or None
+    other = _other_architecture(config, source)
+    if other:
+        raise TrainingError(f"{what}: `transfer` keeps the model's stem; leave unset {other}.")
     try:
+        # run_settings holds the data's class names: they name the new classes.
         model = with_new_head(
-            source,
-            classes=info.classes,
-            class_names=names,
-            input_shape=info.image_shape,
-            **{k: v for k, v in {**model_options(config), **run_settings}.items() if k != "class_names"},
+            source, classes=info.classes, input_shape=info.image_shape, **{**model_options(config), **run_settings}
         )
     except ValueError as error:
         raise TrainingError(f"{what}, transferred to {info.name}: {error}") from None
@@ -110,11 +103,18 @@ def _transfer(source, config, info, run_settings):
     return model
 
 
+def _other_architecture(config, source):
+    """ "`architecture` NAME (the model's: ...)" where the run names another architecture than
+    `source` has, else None."""
+    own = architecture_of(source)
+    if config.architecture in ("auto", own):
+        return None
+    return f"`architecture` {config.architecture} (the model's: {own or 'its own'})"
+
+
 def _check_fine_tuning(config, source):
     """A fine-tuned model keeps its network: a setting that would change it is an error, not ignored."""
-    given, own = [], architecture_of(source)
-    if config.architecture not in ("auto", own):
-        given.append(f"`architecture` {config.architecture} (the model's: {own or 'its own'})")
+    given = [other] if (other := _other_architecture(config, source)) else []
     if config.capsule_bias and not source.digit_caps.use_bias:
         given.append("`capsule_bias` (the model has no capsule biases)")
     if config.decoder_init != "default":
