@@ -121,6 +121,38 @@ def check_flips(images, out, flip, share_within=0.1):
         assert abs(count / len(images) - 1 / len(counts)) < share_within, (flip, counts)
 
 
+# Images of one soft spot away from the centre: where it goes tells how far an image was turned.
+SPOT_AT = (4.0, 17.0)  # row, column of the spot in a 21x21 image (centre (10, 10)): 9.2 pixels out
+
+
+def spot_images(n, dtype="float32"):
+    """`n` images 21x21x1 of a Gaussian spot (deviation 1 pixel) at `SPOT_AT`; uint8 dtypes
+    scaled to 255."""
+    rows, cols = np.meshgrid(np.arange(21.0), np.arange(21.0), indexing="ij")
+    spot = np.exp(-((rows - SPOT_AT[0]) ** 2 + (cols - SPOT_AT[1]) ** 2) / 2)
+    if np.dtype(dtype).kind in "ui":
+        spot = np.round(spot * 255)
+    return np.repeat(spot[None, :, :, None], n, 0).astype(dtype)
+
+
+def turned_by(out):
+    """The angle in degrees each `spot_images` image of `out` was turned by (as `numpy.rot90`
+    turns, positive), from the centroid of its spot about the image's centre."""
+    mass = np.asarray(out, np.float64)[..., 0]
+    rows, cols = np.meshgrid(np.arange(21.0) - 10, np.arange(21.0) - 10, indexing="ij")
+    where = (mass * rows).sum((1, 2)) / mass.sum((1, 2)), (mass * cols).sum((1, 2)) / mass.sum((1, 2))
+    turn = np.degrees(np.arctan2(SPOT_AT[0] - 10, SPOT_AT[1] - 10) - np.arctan2(*where))
+    return (turn + 180) % 360 - 180
+
+
+def check_turns(out, degrees, within=0.5):
+    """Asserts every image of `out` (`spot_images`, turned) was turned by at most `degrees`
+    either way, and that the turns spread over that range, both ways."""
+    turns = turned_by(out)
+    assert np.abs(turns).max() <= degrees + within, turns
+    assert turns.min() < -0.7 * degrees and turns.max() > 0.7 * degrees, turns
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -4,9 +4,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_caps.data import datasets as data
-from keras_caps.data.batches import FLIPS
+from keras_caps.data.batches import FLIPS, rotate_by
 from keras_caps.data.idx import DataError
-from tests.helpers import check_flips, write_mnist
+from tests.helpers import check_flips, check_turns, spot_images, write_mnist
 
 
 def test_shift_images_moves_each_image_within_bounds():
@@ -57,6 +57,45 @@ def test_make_dataset_flips_training_batches_only():
         data.make_dataset(images, labels, 10, training=True, flip="left")
 
 
+def test_rotate_images_by_is_the_numpy_twin_on_any_image_and_angle():
+    """TensorFlow's projective transform (tf.data) and keras_caps.data.batches.rotate_by (numpy,
+    the JAX backend's input) sample the same points: two implementations, one answer."""
+    rng = np.random.default_rng(3)
+    for shape in ((6, 9, 12, 3), (5, 7, 7, 1)):
+        images = rng.uniform(size=shape).astype(np.float32)
+        radians = rng.uniform(-np.pi, np.pi, shape[0]).astype(np.float32)
+        got = data.rotate_images_by(tf.constant(images), tf.constant(radians)).numpy()
+        np.testing.assert_allclose(got, rotate_by(images, radians), atol=1e-5)
+    square = rng.uniform(size=(2, 7, 7, 1)).astype(np.float32)
+    quarter = tf.constant([np.pi / 2] * 2, tf.float32)
+    np.testing.assert_allclose(
+        data.rotate_images_by(tf.constant(square), quarter), np.rot90(square, 1, axes=(1, 2)), atol=1e-5
+    )
+
+
+def test_rotate_images_turns_each_image_within_degrees_statelessly():
+    images = tf.constant(spot_images(300))
+    seed = tf.constant([3, 7], tf.int64)
+    out = data.rotate_images(images, 45, seed=seed).numpy()
+    check_turns(out, 45)
+    np.testing.assert_array_equal(data.rotate_images(images, 45, seed=seed).numpy(), out)
+    assert not np.array_equal(data.rotate_images(images, 45, seed=tf.constant([3, 8], tf.int64)).numpy(), out)
+    check_turns(data.rotate_images(images, 10).numpy(), 10)  # unseeded
+    np.testing.assert_array_equal(data.rotate_images(images, 0, seed=seed).numpy(), images.numpy())
+    with pytest.raises(ValueError, match=r"`rotation` must be a number of degrees in \[0, 180\], got 270"):
+        data.rotate_images(images, 270)
+
+
+def test_make_dataset_turns_training_batches_only():
+    images = spot_images(200, "uint8")
+    ((x, _),) = list(data.make_dataset(images, np.arange(200), 200, training=True, rotation=25, seed=1))
+    check_turns(x.numpy(), 25)
+    ((x, _),) = list(data.make_dataset(images, np.arange(200), 200, training=False, rotation=25))
+    np.testing.assert_array_equal(x.numpy(), images / np.float32(255))
+    with pytest.raises(ValueError, match="`rotation` must be"):
+        data.make_dataset(images, np.arange(200), 10, training=True, rotation=200)
+
+
 def test_make_dataset_scales_batches_and_shuffles():
     images = np.arange(10 * 4 * 4).reshape(10, 4, 4, 1).astype(np.uint8)
     labels = np.arange(10)
@@ -81,7 +120,7 @@ def test_seeded_repeated_training_set_is_the_same_from_every_iterator():
     of its own, and shifts are drawn from (seed, batch number)."""
     images = np.random.default_rng(0).integers(0, 256, (12, 6, 6, 1), dtype=np.uint8)
     labels = np.arange(12)
-    args = dict(training=True, shift_pixels=1, flip="horizontal_and_vertical", seed=5, repeat=True)
+    args = dict(training=True, shift_pixels=1, flip="horizontal_and_vertical", rotation=15, seed=5, repeat=True)
     ds = data.make_dataset(images, labels, 4, **args)
     first = _batches(ds, 9)  # three epochs
     peek = iter(ds)
@@ -94,7 +133,7 @@ def test_seeded_repeated_training_set_is_the_same_from_every_iterator():
     assert all(sorted(e) == list(range(12)) for e in epochs)  # each epoch sees every image once
     assert len({tuple(e) for e in epochs}) == 3  # in a new order each epoch
     assert any(not np.array_equal(x, images[y] / 255.0) for x, y in first)  # shifted
-    # A resumed run continues the sequence of epochs, shifts and flips included, instead of repeating epoch 0.
+    # A resumed run continues the sequence of epochs, shifts, flips and turns included, instead of repeating epoch 0.
     later = data.make_dataset(images, labels, 4, first_epoch=1, **args)
     for (x1, y1), (x2, y2) in zip(first[3:], _batches(later, 6)):
         np.testing.assert_array_equal(y1, y2)

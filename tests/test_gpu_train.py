@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from keras_caps.data.batches import FLIPS, ArrayBatches, flip_batch, shift_batch
-from tests.helpers import ROOT, check_flips, write_mnist
+from keras_caps.data.batches import FLIPS, ArrayBatches, flip_batch, rotate_batch, rotate_by, shift_batch
+from tests.helpers import ROOT, check_flips, check_turns, spot_images, turned_by, write_mnist
 
 
 def test_shift_moves_each_image_within_its_zero_padding():
@@ -49,6 +49,44 @@ def test_array_batches_flip_training_batches_only():
     np.testing.assert_array_equal(x, images / np.float32(255))
     with pytest.raises(ValueError, match="`flip` must be one of"):
         ArrayBatches(images, labels, 10, flip="up")
+
+
+def test_rotate_by_turns_as_rot90_at_right_angles_and_follows_any_angle():
+    rng = np.random.default_rng(0)
+    square, oblong = rng.uniform(size=(3, 7, 7, 2)), rng.uniform(size=(3, 6, 9, 1))
+    quarter = np.full(3, np.pi / 2)
+    np.testing.assert_allclose(rotate_by(square, quarter), np.rot90(square, 1, axes=(1, 2)), atol=1e-12)
+    np.testing.assert_allclose(rotate_by(square, -quarter), np.rot90(square, 3, axes=(1, 2)), atol=1e-12)
+    np.testing.assert_allclose(rotate_by(oblong, 2 * quarter), oblong[:, ::-1, ::-1], atol=1e-12)
+    np.testing.assert_array_equal(rotate_by(oblong, np.zeros(3)), oblong)
+    angles = np.array([-135.0, -40.0, 0.0, 25.0, 100.0])
+    np.testing.assert_allclose(turned_by(rotate_by(spot_images(5), np.radians(angles))), angles, atol=0.5)
+    # A turn by a small angle keeps a spot's mass; a corner that leaves the frame comes back as 0.
+    small = rotate_by(spot_images(1), np.radians([7.0]))
+    assert abs(small.sum() - spot_images(1).sum()) < 0.01 * spot_images(1).sum()
+    ones = rotate_by(np.ones((1, 9, 9, 1), "float32"), np.radians([45.0]))
+    assert ones.dtype == np.float32 and ones[0, 0, 0, 0] == 0 and ones[0, 4, 4, 0] == 1
+
+
+def test_rotate_batch_turns_each_image_by_an_angle_drawn_within_degrees():
+    images = spot_images(300)
+    out = rotate_batch(images, 30, np.random.default_rng(1))
+    check_turns(out, 30)
+    np.testing.assert_array_equal(rotate_batch(images, 30, np.random.default_rng(1)), out)
+    np.testing.assert_array_equal(rotate_batch(images, 0, np.random.default_rng(1)), images)
+    for bad in (-5, 181, float("nan"), "10", True):
+        with pytest.raises(ValueError, match=r"`rotation` must be a number of degrees in \[0, 180\], got"):
+            rotate_batch(images, bad, np.random.default_rng(1))
+
+
+def test_array_batches_turn_training_batches_only():
+    images = spot_images(200, "uint8")
+    x, y = ArrayBatches(images, np.arange(200), 200, training=True, seed=4, shift_pixels=0, rotation=20)[0]
+    check_turns(x, 20)
+    x, y = ArrayBatches(images, np.arange(200), 200, rotation=20)[0]
+    np.testing.assert_array_equal(x, images / np.float32(255))
+    with pytest.raises(ValueError, match="`rotation` must be"):
+        ArrayBatches(images, np.arange(200), 10, rotation=-1)
 
 
 def test_epochs_are_permutations_reproducible_by_seed_and_epoch():

@@ -33,6 +33,8 @@ from tests.helpers import program_module
             "sideways",
             "`flip` must be one of none, horizontal, vertical, horizontal_and_vertical, got 'sideways'",
         ),
+        ("rotation", 270, r"`rotation` must be a number of degrees in \[0, 180\], got 270"),
+        ("rotation", -1.5, r"`rotation` must be a number of degrees in \[0, 180\], got -1.5"),
         ("architecture", "huge", "`architecture` must be one of auto, paper, paper_norm, micro"),
         ("lr_schedule", "step", "`lr_schedule` must be one of exponential, cosine"),
         ("mixed_precision", "float64", "`mixed_precision` must be one of"),
@@ -119,6 +121,17 @@ def test_a_runs_training_input_flips_as_its_config_says():
     config = TrainConfig(flip="horizontal", shift_pixels=0, batch_size=200, steps_per_epoch=1)
     x, y = next(iter(batches((images, np.arange(200)), config, training=True, seed=0)))
     check_flips(images[np.asarray(y)] / np.float32(255), np.asarray(x), "horizontal")
+
+
+def test_a_runs_training_input_turns_as_its_config_says():
+    from keras_caps.training.trainer import batches
+    from tests.helpers import check_turns, spot_images
+
+    config = TrainConfig(rotation=20, shift_pixels=0, batch_size=200, steps_per_epoch=1)
+    x, _ = next(iter(batches((spot_images(200, "uint8"), np.arange(200)), config, training=True, seed=0)))
+    check_turns(np.asarray(x), 20)
+    x, _ = next(iter(batches((spot_images(200, "uint8"), np.arange(200)), config, training=False)))
+    np.testing.assert_array_equal(np.asarray(x), spot_images(200, "uint8") / np.float32(255))
 
 
 def test_split_validation_holds_out_a_seeded_share():

@@ -144,7 +144,7 @@ def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_search_gives_every_trial_its_class_weights_and_flips(tmp_path, monkeypatch):
+def test_search_gives_every_trial_its_class_weights_flips_and_turns(tmp_path, monkeypatch):
     import keras_caps.training.tuning as tuning
 
     seen, flips, fit, make_dataset = [], [], keras.Model.fit, tuning.make_dataset
@@ -155,7 +155,7 @@ def test_search_gives_every_trial_its_class_weights_and_flips(tmp_path, monkeypa
 
     def recording_make_dataset(*args, **kwargs):
         if kwargs["training"]:
-            flips.append(kwargs.get("flip"))
+            flips.append((kwargs.get("flip"), kwargs.get("rotation")))
         return make_dataset(*args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
@@ -174,5 +174,6 @@ def test_search_gives_every_trial_its_class_weights_and_flips(tmp_path, monkeypa
         verbose=0,
         class_weight=weights,
         flip="horizontal",
+        rotation=12.5,
     )
-    assert seen == [weights, weights] and flips == ["horizontal", "horizontal"]
+    assert seen == [weights, weights] and flips == [("horizontal", 12.5)] * 2

@@ -1,16 +1,18 @@
 """Input pipelines: TFDS by default, local IDX files with `data_dir`.
 
 Both sources end in the same tf.data pipeline: scale to [0, 1], shuffle,
-random shift with zero padding and random flip (training only), batch, prefetch.
+random shift with zero padding, random flip and rotation (training only), batch,
+prefetch.
 """
 
 import dataclasses
+import math
 import os
 import socket
 
 import numpy as np
 
-from keras_caps.data.batches import FLIPS, check_flip
+from keras_caps.data.batches import FLIPS, check_flip, check_rotation
 from keras_caps.data.folders import FileSplit, decode_all, decode_image, is_image_folder, open_folder
 from keras_caps.data.idx import DataError, load_mnist_idx
 
@@ -454,6 +456,58 @@ def flip_images(images, flip, seed=None):
     return images
 
 
+def rotate_images(images, degrees, seed=None):
+    """Turns each image of a batch about its centre by an angle drawn uniformly from
+    [-degrees, degrees] (`rotate_images_by`; the tf.data twin of
+    `keras_caps.data.batches.rotate_batch`).
+
+    Args:
+        images: float tensor `(batch, height, width, channels)`.
+        degrees: the largest turn either way, in [0, 180] (0 returns `images`).
+        seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
+            int tensor: a stateless draw, the same for the same seed.
+    """
+    import tensorflow as tf
+
+    check_rotation(degrees)
+    if degrees == 0:
+        return images
+    batch = tf.shape(images)[0]
+    if tf.is_tensor(seed):  # a stream apart from the shift's and the flips' (axes 1 and 2)
+        draw = tf.random.stateless_uniform((batch,), tf.random.experimental.stateless_fold_in(seed, 3), -1.0, 1.0)
+    else:
+        draw = tf.random.uniform((batch,), -1.0, 1.0, seed=seed)
+    return rotate_images_by(images, draw * (degrees * math.pi / 180))
+
+
+def rotate_images_by(images, radians):
+    """Each image of a batch turned by its angle `radians[i]` about its centre, sampled
+    bilinearly, 0 where the turned image leaves the frame; a positive angle turns as
+    `numpy.rot90` does (`keras_caps.data.batches.rotate_by`, its numpy twin).
+
+    Args:
+        images: float tensor `(batch, height, width, channels)`.
+        radians: float tensor `(batch,)`.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    cx, cy = (tf.cast(shape[2], tf.float32) - 1) / 2, (tf.cast(shape[1], tf.float32) - 1) / 2
+    cos, sin = tf.cos(radians), tf.sin(radians)
+    zeros = tf.zeros_like(cos)
+    # Output pixel (x, y) samples the input at R (x - c, y - c) + c
+    # (keras_caps.data.batches.rotation_sources), as the op's 8-number transform.
+    transforms = tf.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zeros, zeros], 1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=shape[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
 def make_dataset(
     images,
     labels,
@@ -465,6 +519,7 @@ def make_dataset(
     first_epoch=0,
     steps_per_epoch=None,
     flip="none",
+    rotation=0,
 ):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
@@ -472,13 +527,14 @@ def make_dataset(
     batch, float images already in [0, 1], or a `FileSplit`, whose files are
     decoded as batches are made, in parallel (its labels are its own: pass
     `labels=None`); memory then does not grow with the number of files. Training data is shuffled each
-    epoch, shifted by up to `shift_pixels` pixels and flipped as `flip` says
-    (a key of `keras_caps.data.batches.FLIPS`).
+    epoch, shifted by up to `shift_pixels` pixels, flipped as `flip` says
+    (a key of `keras_caps.data.batches.FLIPS`) and turned by up to `rotation`
+    degrees either way.
 
     With a `seed`, a repeated training set is a pure function of the seed:
     pass p over the images is shuffled by (seed, p) and batched on its own (the
-    last batch of a pass may be short), and global batch g is shifted and flipped by
-    (seed, g). Every iterator over it, on every worker, yields the same
+    last batch of a pass may be short), and global batch g is shifted, flipped and
+    turned by (seed, g). Every iterator over it, on every worker, yields the same
     batches, and one for a run resumed after `first_epoch` epochs of
     `steps_per_epoch` batches (default: one pass) starts at the batch an
     uninterrupted run would have reached, shifts included.
@@ -486,8 +542,9 @@ def make_dataset(
     import tensorflow as tf
 
     check_flip(flip)
+    check_rotation(rotation)
     AUTOTUNE = tf.data.AUTOTUNE
-    augment = (shift_pixels, flip)
+    augment = (shift_pixels, flip, rotation)
     if isinstance(images, TfdsSplit):
         return _stream_dataset(images, batch_size, training, augment, seed, repeat, first_epoch, steps_per_epoch)
     files = isinstance(images, FileSplit)
@@ -544,23 +601,24 @@ def make_dataset(
 
 
 def _scale_augment_prefetch(ds, divisor, training, augment, seed):
-    """`(batch number, (images, labels))` batches -> scaled, shifted and flipped (training:
-    `augment` is `(shift_pixels, flip)`), prefetched, shardable."""
+    """`(batch number, (images, labels))` batches -> scaled, shifted, flipped and turned
+    (training: `augment` is `(shift_pixels, flip, rotation)`), prefetched, shardable."""
     import tensorflow as tf
 
-    shift_pixels, flip = augment
+    shift_pixels, flip, rotation = augment
 
     def scale(x, y):
         return tf.cast(x, tf.float32) / divisor, y
 
     def scale_and_augment(index, batch):
         x, y = scale(*batch)
-        # Seeded runs draw each batch's shifts and flips from (seed, batch number):
+        # Seeded runs draw each batch's shifts, flips and turns from (seed, batch number):
         # a stateful draw in a parallel map would depend on thread timing.
         batch_seed = None if seed is None else tf.stack([tf.constant(seed, tf.int64), index])
-        return flip_images(shift_images(x, shift_pixels, seed=batch_seed), flip, seed=batch_seed), y
+        x = flip_images(shift_images(x, shift_pixels, seed=batch_seed), flip, seed=batch_seed)
+        return rotate_images(x, rotation, seed=batch_seed), y
 
-    if training and (shift_pixels > 0 or flip != "none"):
+    if training and (shift_pixels > 0 or flip != "none" or rotation > 0):
         ds = ds.map(scale_and_augment, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda number, batch: scale(*batch), num_parallel_calls=tf.data.AUTOTUNE)

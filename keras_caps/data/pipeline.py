@@ -8,23 +8,33 @@ from keras_caps.data.folders import FileSplit
 
 
 def input_pipeline(
-    split, batch_size, training, shift_pixels=2, seed=None, first_epoch=0, steps_per_epoch=None, flip="none"
+    split,
+    batch_size,
+    training,
+    shift_pixels=2,
+    seed=None,
+    first_epoch=0,
+    steps_per_epoch=None,
+    flip="none",
+    rotation=0,
 ):
     """Batches of a split: `(images, labels)` arrays, a `FileSplit` or a `TfdsSplit`.
 
     On TensorFlow a tf.data pipeline (files decoded in parallel, shuffled,
     shifted, prefetched; `make_dataset`), on other backends a `PyDataset` of
     numpy arrays. Training input is shuffled, shifted by up to
-    `shift_pixels` and flipped as `flip` says (`keras_caps.data.batches.FLIPS`),
-    seeded by `seed` and the epoch (from `first_epoch` on, so a resumed run
-    sees the batches an unbroken one would), and repeats for
-    `steps_per_epoch` batches an epoch (None: one pass).
+    `shift_pixels`, flipped as `flip` says (`keras_caps.data.batches.FLIPS`)
+    and turned by up to `rotation` degrees either way, seeded by `seed` and
+    the epoch (from `first_epoch` on, so a resumed run sees the batches an
+    unbroken one would), and repeats for `steps_per_epoch` batches an epoch
+    (None: one pass).
     """
     images, labels = (split, None) if isinstance(split, FileSplit | TfdsSplit) else split
     common = {
         "training": training,
         "shift_pixels": shift_pixels,
         "flip": flip,
+        "rotation": rotation,
         "seed": seed,
         "first_epoch": first_epoch,
     }

@@ -128,6 +128,11 @@ class TrainConfig:
         "no up, as from a microscope). Not for digits or text, which flipping makes other signs.",
         tuple(FLIPS),
     )
+    rotation: float = setting(
+        0.0,
+        "Random rotation of training images about their centre, up to this many degrees either way (0 = none, "
+        "at most 180), as Keras's RandomRotation, the corners that come in black.",
+    )
     dataset: str = setting(
         "mnist",
         "TFDS image classification data set (mnist, fashion_mnist, cifar10, ...); with data_dir of IDX files, "
@@ -235,6 +240,7 @@ class TrainConfig:
             ("lr", lambda v: v > 0, "a positive number"),
             ("lr_decay", lambda v: 0 < v <= 1, "in (0, 1]"),
             ("lam_recon", lambda v: v >= 0, "a number >= 0"),
+            ("rotation", lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
             ("ema_momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("val_split", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("test_split", lambda v: 0 < v < 1, "in (0, 1)"),

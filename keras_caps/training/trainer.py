@@ -130,13 +130,15 @@ def _few(names):
 
 
 def batches(split, config, training, seed=None, first_epoch=0):
-    """The input of a run from one of its splits, with the config's batch size, shifts, flips and steps."""
+    """The input of a run from one of its splits, with the config's batch size, shifts, flips, turns
+    and steps."""
     return input_pipeline(
         split,
         config.batch_size,
         training=training,
         shift_pixels=config.shift_pixels,
         flip=config.flip,
+        rotation=config.rotation,
         seed=seed,
         first_epoch=first_epoch,
         steps_per_epoch=config.steps_per_epoch,
@@ -629,6 +631,7 @@ def tune(config):
         classes=info.classes,
         shift_pixels=config.shift_pixels,
         flip=config.flip,
+        rotation=config.rotation,
         seed=seed,
         model_kwargs={**ARCHITECTURES[architecture], **model_options(config), "class_names": info.class_names or None},
         lr_schedule=config.lr_schedule,

@@ -51,7 +51,7 @@ class CapsNetHyperModel(kt.HyperModel):
 
     Args:
         input_shape, classes: the data's image shape and class count.
-        shift_pixels, flip: training shift and flip augmentation, as in `train.py`.
+        shift_pixels, flip, rotation: training shift, flip and rotation, as in `train.py`.
         seed: shuffling and augmentation seed.
         steps_per_epoch: batches per epoch (default: one pass).
         model_kwargs: other fixed `CapsNet` arguments (e.g. `conv_filters`).
@@ -76,6 +76,7 @@ class CapsNetHyperModel(kt.HyperModel):
         name="capsnet",
         tunable=True,
         flip="none",
+        rotation=0,
     ):
         super().__init__(name=name, tunable=tunable)
         self.lr_schedule = lr_schedule
@@ -84,6 +85,7 @@ class CapsNetHyperModel(kt.HyperModel):
         self.classes = classes
         self.shift_pixels = shift_pixels
         self.flip = flip
+        self.rotation = rotation
         self.seed = seed
         self.steps_per_epoch = steps_per_epoch
         self.model_kwargs = dict(model_kwargs or {})
@@ -111,6 +113,7 @@ class CapsNetHyperModel(kt.HyperModel):
             training=True,
             shift_pixels=self.shift_pixels,
             flip=self.flip,
+            rotation=self.rotation,
             seed=self.seed,
             repeat=self.steps_per_epoch is not None,
         )
@@ -197,6 +200,7 @@ def search(
     warmup_steps=0,
     class_weight=None,
     flip="none",
+    rotation=0,
     **tuner_kwargs,
 ):
     """Runs (or resumes) a search and returns the tuner.
@@ -209,7 +213,7 @@ def search(
         max_trials, epochs: see `make_tuner`.
         input_shape, classes: default to the training data's.
         class_weight: `{class id: weight}` for every trial's `fit` (None: unweighted).
-        shift_pixels, flip: every trial's training augmentation (`CapsNetHyperModel`).
+        shift_pixels, flip, rotation: every trial's training augmentation (`CapsNetHyperModel`).
     """
     images, labels = train
     hypermodel = CapsNetHyperModel(
@@ -217,6 +221,7 @@ def search(
         classes=classes or int(labels.max()) + 1,
         shift_pixels=shift_pixels,
         flip=flip,
+        rotation=rotation,
         seed=seed,
         steps_per_epoch=steps_per_epoch,
         model_kwargs=model_kwargs,
