@@ -88,7 +88,9 @@ def test_rotate_images_turns_each_image_within_degrees_statelessly():
 
 def test_make_dataset_turns_training_batches_only():
     images = spot_images(200, "uint8")
-    ((x, _),) = list(data.make_dataset(images, np.arange(200), 200, training=True, rotation=25, seed=1))
+    ds = data.make_dataset(images, np.arange(200), 200, training=True, rotation=25, seed=1)
+    assert ds.element_spec[0].shape.as_list() == [None, 21, 21, 1]  # static, as a model needs
+    ((x, _),) = list(ds)
     check_turns(x.numpy(), 25)
     ((x, _),) = list(data.make_dataset(images, np.arange(200), 200, training=False, rotation=25))
     np.testing.assert_array_equal(x.numpy(), images / np.float32(255))

@@ -498,7 +498,7 @@ def rotate_images_by(images, radians):
     # Output pixel (x, y) samples the input at R (x - c, y - c) + c
     # (keras_caps.data.batches.rotation_sources), as the op's 8-number transform.
     transforms = tf.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zeros, zeros], 1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    turned = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
         output_shape=shape[1:3],
@@ -506,6 +506,8 @@ def rotate_images_by(images, radians):
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
+    # The op's output has no static height and width (output_shape is a tensor); a model needs them.
+    return tf.ensure_shape(turned, images.shape)
 
 
 def make_dataset(

@@ -191,7 +191,7 @@ class TrainConfig:
         "or tested model keeps its own unless this machine would only emulate it.",
         POLICIES,
     )
-    seed: int | None = setting(None, "Random seed for weights, shuffling and shifts (unset: random).")
+    seed: int | None = setting(None, "Random seed for weights, shuffling, shifts, flips and rotations (unset: random).")
     steps_per_epoch: int | None = setting(None, "Batches per epoch (default: one pass over the training set).")
     resume: bool = setting(
         False,
