@@ -4,46 +4,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_caps.data import datasets as data
-from keras_caps.data.batches import FLIPS, rotate_by
 from keras_caps.data.idx import DataError
 from tests.helpers import check_flips, check_turns, spot_images, write_mnist
-
-
-def test_shift_images_moves_each_image_within_bounds():
-    x = np.zeros((400, 9, 9, 1), np.float32)
-    x[:, 4, 4, 0] = 1.0
-    y = data.shift_images(tf.constant(x), 2, seed=0).numpy()
-    assert y.shape == x.shape
-    positions = np.argwhere(y[..., 0] == 1.0)
-    assert len(positions) == 400  # the pixel survives, once per image
-    offsets = positions[:, 1:] - 4
-    assert np.abs(offsets).max() == 2
-    assert len({tuple(o) for o in offsets}) == 25  # every shift in [-2, 2]^2 occurs
-    assert y.sum() == 400
-
-
-def test_shift_pads_with_zeros():
-    x = np.ones((50, 6, 6, 1), np.float32)
-    y = data.shift_images(tf.constant(x), 2, seed=1).numpy()
-    assert set(np.unique(y)) <= {0.0, 1.0}
-    assert (y.reshape(50, -1).sum(1) >= 16).all()  # at least a 4x4 block stays
-    assert (y.reshape(50, -1).sum(1) < 36).any()
-    np.testing.assert_array_equal(data.shift_images(tf.constant(x), 0).numpy(), x)
-
-
-@pytest.mark.parametrize("flip", list(FLIPS))
-def test_flip_images_mirrors_each_image_along_its_axes_with_probability_half(flip):
-    images = np.random.default_rng(0).uniform(size=(400, 5, 4, 2)).astype(np.float32)
-    seed = tf.constant([3, 7], tf.int64)
-    out = data.flip_images(tf.constant(images), flip, seed=seed).numpy()
-    check_flips(images, out, flip)
-    # Stateless: the same seed flips the same images, another seed others.
-    np.testing.assert_array_equal(data.flip_images(tf.constant(images), flip, seed=seed).numpy(), out)
-    other = data.flip_images(tf.constant(images), flip, seed=tf.constant([3, 8], tf.int64)).numpy()
-    assert np.array_equal(other, out) == (flip == "none")
-    check_flips(images, data.flip_images(tf.constant(images), flip).numpy(), flip)  # unseeded
-    with pytest.raises(ValueError, match="`flip` must be one of none, horizontal, .* got 'diagonal'"):
-        data.flip_images(tf.constant(images), "diagonal")
 
 
 def test_make_dataset_flips_training_batches_only():
@@ -55,35 +17,6 @@ def test_make_dataset_flips_training_batches_only():
     np.testing.assert_array_equal(x.numpy(), images / np.float32(255))
     with pytest.raises(ValueError, match="`flip` must be one of"):
         data.make_dataset(images, labels, 10, training=True, flip="left")
-
-
-def test_rotate_images_by_is_the_numpy_twin_on_any_image_and_angle():
-    """TensorFlow's projective transform (tf.data) and keras_caps.data.batches.rotate_by (numpy,
-    the JAX backend's input) sample the same points: two implementations, one answer."""
-    rng = np.random.default_rng(3)
-    for shape in ((6, 9, 12, 3), (5, 7, 7, 1)):
-        images = rng.uniform(size=shape).astype(np.float32)
-        radians = rng.uniform(-np.pi, np.pi, shape[0]).astype(np.float32)
-        got = data.rotate_images_by(tf.constant(images), tf.constant(radians)).numpy()
-        np.testing.assert_allclose(got, rotate_by(images, radians), atol=1e-5)
-    square = rng.uniform(size=(2, 7, 7, 1)).astype(np.float32)
-    quarter = tf.constant([np.pi / 2] * 2, tf.float32)
-    np.testing.assert_allclose(
-        data.rotate_images_by(tf.constant(square), quarter), np.rot90(square, 1, axes=(1, 2)), atol=1e-5
-    )
-
-
-def test_rotate_images_turns_each_image_within_degrees_statelessly():
-    images = tf.constant(spot_images(300))
-    seed = tf.constant([3, 7], tf.int64)
-    out = data.rotate_images(images, 45, seed=seed).numpy()
-    check_turns(out, 45)
-    np.testing.assert_array_equal(data.rotate_images(images, 45, seed=seed).numpy(), out)
-    assert not np.array_equal(data.rotate_images(images, 45, seed=tf.constant([3, 8], tf.int64)).numpy(), out)
-    check_turns(data.rotate_images(images, 10).numpy(), 10)  # unseeded
-    np.testing.assert_array_equal(data.rotate_images(images, 0, seed=seed).numpy(), images.numpy())
-    with pytest.raises(ValueError, match=r"`rotation` must be a number of degrees in \[0, 180\], got 270"):
-        data.rotate_images(images, 270)
 
 
 def test_make_dataset_turns_training_batches_only():

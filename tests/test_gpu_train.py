@@ -9,35 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from keras_caps.data.batches import FLIPS, ArrayBatches, flip_batch, rotate_batch, rotate_by, shift_batch
-from tests.helpers import ROOT, check_flips, check_turns, spot_images, turned_by, write_mnist
-
-
-def test_shift_moves_each_image_within_its_zero_padding():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0.5, 1, (64, 6, 5, 1)).astype("float32")
-    out = shift_batch(images, 2, np.random.default_rng(1))
-    assert out.shape == images.shape
-    for image, shifted in zip(images, out):
-        padded = np.pad(image, ((2, 2), (2, 2), (0, 0)))
-        matches = [
-            (dy, dx) for dy in range(5) for dx in range(5) if np.array_equal(padded[dy : dy + 6, dx : dx + 5], shifted)
-        ]
-        assert len(matches) == 1
-    # Every offset of -2..2 on each axis turns up; none at all for max_shift 0.
-    sums = [(s > 0).sum() for s in out]
-    assert len(set(sums)) > 5
-    np.testing.assert_array_equal(shift_batch(images, 0, rng), images)
-
-
-@pytest.mark.parametrize("flip", list(FLIPS))
-def test_flip_batch_mirrors_each_image_along_its_axes_with_probability_half(flip):
-    images = np.random.default_rng(0).uniform(size=(400, 5, 4, 2)).astype("float32")
-    out = flip_batch(images, flip, np.random.default_rng(1))
-    check_flips(images, out, flip)
-    np.testing.assert_array_equal(flip_batch(images, flip, np.random.default_rng(1)), out)
-    with pytest.raises(ValueError, match="`flip` must be one of none, horizontal, .* got 'diagonal'"):
-        flip_batch(images, "diagonal", np.random.default_rng(1))
+from keras_caps.data.batches import ArrayBatches
+from tests.helpers import ROOT, check_flips, check_turns, spot_images, write_mnist
 
 
 def test_array_batches_flip_training_batches_only():
@@ -49,34 +22,6 @@ def test_array_batches_flip_training_batches_only():
     np.testing.assert_array_equal(x, images / np.float32(255))
     with pytest.raises(ValueError, match="`flip` must be one of"):
         ArrayBatches(images, labels, 10, flip="up")
-
-
-def test_rotate_by_turns_as_rot90_at_right_angles_and_follows_any_angle():
-    rng = np.random.default_rng(0)
-    square, oblong = rng.uniform(size=(3, 7, 7, 2)), rng.uniform(size=(3, 6, 9, 1))
-    quarter = np.full(3, np.pi / 2)
-    np.testing.assert_allclose(rotate_by(square, quarter), np.rot90(square, 1, axes=(1, 2)), atol=1e-12)
-    np.testing.assert_allclose(rotate_by(square, -quarter), np.rot90(square, 3, axes=(1, 2)), atol=1e-12)
-    np.testing.assert_allclose(rotate_by(oblong, 2 * quarter), oblong[:, ::-1, ::-1], atol=1e-12)
-    np.testing.assert_array_equal(rotate_by(oblong, np.zeros(3)), oblong)
-    angles = np.array([-135.0, -40.0, 0.0, 25.0, 100.0])
-    np.testing.assert_allclose(turned_by(rotate_by(spot_images(5), np.radians(angles))), angles, atol=0.5)
-    # A turn by a small angle keeps a spot's mass; a corner that leaves the frame comes back as 0.
-    small = rotate_by(spot_images(1), np.radians([7.0]))
-    assert abs(small.sum() - spot_images(1).sum()) < 0.01 * spot_images(1).sum()
-    ones = rotate_by(np.ones((1, 9, 9, 1), "float32"), np.radians([45.0]))
-    assert ones.dtype == np.float32 and ones[0, 0, 0, 0] == 0 and ones[0, 4, 4, 0] == 1
-
-
-def test_rotate_batch_turns_each_image_by_an_angle_drawn_within_degrees():
-    images = spot_images(300)
-    out = rotate_batch(images, 30, np.random.default_rng(1))
-    check_turns(out, 30)
-    np.testing.assert_array_equal(rotate_batch(images, 30, np.random.default_rng(1)), out)
-    np.testing.assert_array_equal(rotate_batch(images, 0, np.random.default_rng(1)), images)
-    for bad in (-5, 181, float("nan"), "10", True):
-        with pytest.raises(ValueError, match=r"`rotation` must be a number of degrees in \[0, 180\], got"):
-            rotate_batch(images, bad, np.random.default_rng(1))
 
 
 def test_array_batches_turn_training_batches_only():

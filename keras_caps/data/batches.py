@@ -11,97 +11,7 @@ import math
 import keras
 import numpy as np
 
-# The random flips of training images (Keras's `RandomFlip` modes, and none): the image axes of
-# `(n, height, width, channels)` each mode may reverse, each axis of each image with probability 1/2.
-FLIPS = {"none": (), "horizontal": (2,), "vertical": (1,), "horizontal_and_vertical": (1, 2)}
-
-
-def check_flip(flip):
-    if flip not in FLIPS:
-        raise ValueError(f"`flip` must be one of {', '.join(FLIPS)}, got {flip!r}.")
-
-
-def check_rotation(degrees):
-    number = not isinstance(degrees, bool) and isinstance(degrees, int | float) and math.isfinite(degrees)
-    if not number or not 0 <= degrees <= 180:
-        raise ValueError(f"`rotation` must be a number of degrees in [0, 180], got {degrees!r}.")
-
-
-def rotation_sources(radians, height, width):
-    """Where each output pixel of an image turned by `radians` about its centre samples its
-    input: `(x, y)` arrays `(n, height, width)` of input columns and rows. A positive angle
-    turns the image as `numpy.rot90` does (at 90 degrees, exactly so)."""
-    cos, sin = np.cos(radians)[:, None, None], np.sin(radians)[:, None, None]
-    rows, cols = np.meshgrid(np.arange(height) - (height - 1) / 2, np.arange(width) - (width - 1) / 2, indexing="ij")
-    return cos * cols - sin * rows + (width - 1) / 2, sin * cols + cos * rows + (height - 1) / 2
-
-
-def rotate_by(images, radians):
-    """Each image `(n, h, w, c)` turned by its angle `radians[i]` about its centre, sampled
-    bilinearly, zeros where the turned image leaves the frame: TensorFlow's
-    `ImageProjectiveTransformV3` (bilinear, constant fill 0), which `make_dataset` uses."""
-    n, h, w, _ = images.shape
-    x, y = rotation_sources(np.asarray(radians, np.float64), h, w)
-    x0, y0 = np.floor(x), np.floor(y)
-    batch = np.arange(n)[:, None, None]
-
-    def read(rows, cols):  # the input's pixels, 0 outside it
-        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-        pixels = images[batch, np.clip(rows, 0, h - 1).astype(int), np.clip(cols, 0, w - 1).astype(int)]
-        return np.where(inside[..., None], pixels, 0)
-
-    wx, wy = (x - x0)[..., None], (y - y0)[..., None]
-    top = (1 - wx) * read(y0, x0) + wx * read(y0, x0 + 1)
-    bottom = (1 - wx) * read(y0 + 1, x0) + wx * read(y0 + 1, x0 + 1)
-    return ((1 - wy) * top + wy * bottom).astype(images.dtype)
-
-
-def rotate_batch(images, degrees, rng):
-    """Each image `(n, h, w, c)` turned about its centre by an angle drawn uniformly from
-    [-degrees, degrees] (`rotate_by`).
-
-    Args:
-        images: float array `(n, height, width, channels)`.
-        degrees: the largest turn either way, in [0, 180] (0 returns `images`).
-        rng: a `numpy.random.Generator` that draws the angles.
-    """
-    check_rotation(degrees)
-    if degrees == 0:
-        return images
-    return rotate_by(images, np.radians(degrees) * rng.uniform(-1, 1, len(images)))
-
-
-def flip_batch(images, flip, rng):
-    """Each image `(n, h, w, c)` mirrored along each axis of `FLIPS[flip]` with probability 1/2.
-
-    Args:
-        images: array `(n, height, width, channels)`.
-        flip: a key of `FLIPS` ("none" returns `images`).
-        rng: a `numpy.random.Generator` that draws which images flip.
-    """
-    check_flip(flip)
-    for axis in FLIPS[flip]:
-        flipped = rng.random(len(images)) < 0.5
-        images = np.where(flipped[:, None, None, None], np.flip(images, axis), images)
-    return images
-
-
-def shift_batch(images, max_shift, rng):
-    """Each image `(n, h, w, c)` moved by up to `max_shift` pixels per axis, zeros coming in.
-
-    Args:
-        images: array `(n, height, width, channels)`.
-        max_shift: largest shift in pixels (0 returns `images`).
-        rng: a `numpy.random.Generator` that draws the offsets.
-    """
-    if max_shift <= 0:
-        return images
-    n, h, w, _ = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
-    offsets = rng.integers(0, 2 * max_shift + 1, size=(n, 2))
-    rows = offsets[:, :1] + np.arange(h)[None, :]
-    cols = offsets[:, 1:] + np.arange(w)[None, :]
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+from keras_caps.data.augment import augment_batch, check_flip, check_rotation
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -170,7 +80,7 @@ class ArrayBatches(keras.utils.PyDataset):
         x = self.images[picked].astype("float32") / self._divisor
         if self.training:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            x = rotate_batch(flip_batch(shift_batch(x, self.shift_pixels, rng), self.flip, rng), self.rotation, rng)
+            x = augment_batch(x, self.shift_pixels, self.flip, self.rotation, rng)
         return x, self.labels[picked]
 
     def on_epoch_end(self):

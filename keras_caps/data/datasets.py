@@ -6,13 +6,12 @@ prefetch.
 """
 
 import dataclasses
-import math
 import os
 import socket
 
 import numpy as np
 
-from keras_caps.data.batches import FLIPS, check_flip, check_rotation
+from keras_caps.data.augment import augment_images, check_flip, check_rotation
 from keras_caps.data.folders import FileSplit, decode_all, decode_image, is_image_folder, open_folder
 from keras_caps.data.idx import DataError, load_mnist_idx
 
@@ -277,33 +276,6 @@ def _tfds_streamed(dataset, tfds_data_dir, val_split, cache):
     return DataSplits(train, val, test, info)
 
 
-def shift_images(images, max_shift, seed=None):
-    """Shifts each image of a batch by up to `max_shift` pixels per axis, filling with 0.
-
-    Args:
-        images: float tensor `(batch, height, width, channels)`.
-        max_shift: largest shift in pixels (0 returns `images`).
-        seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
-            int tensor: a stateless draw, the same for the same seed wherever
-            and in whatever order it runs.
-    """
-    import tensorflow as tf
-
-    if max_shift <= 0:
-        return images
-    shape = tf.shape(images)
-    batch, height, width = shape[0], shape[1], shape[2]
-    padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
-    if tf.is_tensor(seed):
-        offsets = tf.random.stateless_uniform((batch, 2), seed, 0, 2 * max_shift + 1, dtype=tf.int32)
-    else:
-        offsets = tf.random.uniform((batch, 2), 0, 2 * max_shift + 1, dtype=tf.int32, seed=seed)
-    rows = offsets[:, 0:1] + tf.range(height)[None, :]  # (batch, height)
-    cols = offsets[:, 1:2] + tf.range(width)[None, :]  # (batch, width)
-    picked = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(picked, cols, axis=2, batch_dims=1)
-
-
 def check_arrays(images, labels, classes, where):
     """Clear errors for arrays a model cannot train on (NaN, wrong rank, bad labels)."""
     if images.ndim != 4:
@@ -433,83 +405,6 @@ def _to_arrays(ds, chunk=10000):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def flip_images(images, flip, seed=None):
-    """Mirrors each image of a batch along each axis of `FLIPS[flip]` with probability 1/2
-    (the tf.data twin of `keras_caps.data.batches.flip_batch`).
-
-    Args:
-        images: tensor `(batch, height, width, channels)`.
-        flip: a key of `keras_caps.data.batches.FLIPS` ("none" returns `images`).
-        seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
-            int tensor: a stateless draw, the same for the same seed.
-    """
-    import tensorflow as tf
-
-    check_flip(flip)
-    batch = tf.shape(images)[0]
-    for axis in FLIPS[flip]:
-        if tf.is_tensor(seed):  # each axis its own stream, apart from the shift's
-            draw = tf.random.stateless_uniform((batch,), tf.random.experimental.stateless_fold_in(seed, axis))
-        else:
-            draw = tf.random.uniform((batch,), seed=None if seed is None else seed + axis)
-        images = tf.where((draw < 0.5)[:, None, None, None], tf.reverse(images, [axis]), images)
-    return images
-
-
-def rotate_images(images, degrees, seed=None):
-    """Turns each image of a batch about its centre by an angle drawn uniformly from
-    [-degrees, degrees] (`rotate_images_by`; the tf.data twin of
-    `keras_caps.data.batches.rotate_batch`).
-
-    Args:
-        images: float tensor `(batch, height, width, channels)`.
-        degrees: the largest turn either way, in [0, 180] (0 returns `images`).
-        seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
-            int tensor: a stateless draw, the same for the same seed.
-    """
-    import tensorflow as tf
-
-    check_rotation(degrees)
-    if degrees == 0:
-        return images
-    batch = tf.shape(images)[0]
-    if tf.is_tensor(seed):  # a stream apart from the shift's and the flips' (axes 1 and 2)
-        draw = tf.random.stateless_uniform((batch,), tf.random.experimental.stateless_fold_in(seed, 3), -1.0, 1.0)
-    else:
-        draw = tf.random.uniform((batch,), -1.0, 1.0, seed=seed)
-    return rotate_images_by(images, draw * (degrees * math.pi / 180))
-
-
-def rotate_images_by(images, radians):
-    """Each image of a batch turned by its angle `radians[i]` about its centre, sampled
-    bilinearly, 0 where the turned image leaves the frame; a positive angle turns as
-    `numpy.rot90` does (`keras_caps.data.batches.rotate_by`, its numpy twin).
-
-    Args:
-        images: float tensor `(batch, height, width, channels)`.
-        radians: float tensor `(batch,)`.
-    """
-    import tensorflow as tf
-
-    shape = tf.shape(images)
-    cx, cy = (tf.cast(shape[2], tf.float32) - 1) / 2, (tf.cast(shape[1], tf.float32) - 1) / 2
-    cos, sin = tf.cos(radians), tf.sin(radians)
-    zeros = tf.zeros_like(cos)
-    # Output pixel (x, y) samples the input at R (x - c, y - c) + c
-    # (keras_caps.data.batches.rotation_sources), as the op's 8-number transform.
-    transforms = tf.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zeros, zeros], 1)
-    turned = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=shape[1:3],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
-    # The op's output has no static height and width (output_shape is a tensor); a model needs them.
-    return tf.ensure_shape(turned, images.shape)
-
-
 def make_dataset(
     images,
     labels,
@@ -530,7 +425,7 @@ def make_dataset(
     decoded as batches are made, in parallel (its labels are its own: pass
     `labels=None`); memory then does not grow with the number of files. Training data is shuffled each
     epoch, shifted by up to `shift_pixels` pixels, flipped as `flip` says
-    (a key of `keras_caps.data.batches.FLIPS`) and turned by up to `rotation`
+    (a key of `keras_caps.data.augment.FLIPS`) and turned by up to `rotation`
     degrees either way.
 
     With a `seed`, a repeated training set is a pure function of the seed:
@@ -617,8 +512,7 @@ def _scale_augment_prefetch(ds, divisor, training, augment, seed):
         # Seeded runs draw each batch's shifts, flips and turns from (seed, batch number):
         # a stateful draw in a parallel map would depend on thread timing.
         batch_seed = None if seed is None else tf.stack([tf.constant(seed, tf.int64), index])
-        x = flip_images(shift_images(x, shift_pixels, seed=batch_seed), flip, seed=batch_seed)
-        return rotate_images(x, rotation, seed=batch_seed), y
+        return augment_images(x, shift_pixels, flip, rotation, seed=batch_seed), y
 
     if training and (shift_pixels > 0 or flip != "none" or rotation > 0):
         ds = ds.map(scale_and_augment, num_parallel_calls=tf.data.AUTOTUNE)

@@ -23,7 +23,7 @@ def input_pipeline(
     On TensorFlow a tf.data pipeline (files decoded in parallel, shuffled,
     shifted, prefetched; `make_dataset`), on other backends a `PyDataset` of
     numpy arrays. Training input is shuffled, shifted by up to
-    `shift_pixels`, flipped as `flip` says (`keras_caps.data.batches.FLIPS`)
+    `shift_pixels`, flipped as `flip` says (`keras_caps.data.augment.FLIPS`)
     and turned by up to `rotation` degrees either way, seeded by `seed` and
     the epoch (from `first_epoch` on, so a resumed run sees the batches an
     unbroken one would), and repeats for `steps_per_epoch` batches an epoch

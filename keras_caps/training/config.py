@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from keras_caps.data.batches import FLIPS
+from keras_caps.data.augment import FLIPS
 from keras_caps.data.datasets import CACHE_MODES
 from keras_caps.data.folders import COLOR_MODES
 from keras_caps.losses import LOSS_FORMS
