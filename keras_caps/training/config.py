@@ -131,7 +131,7 @@ class TrainConfig:
     rotation: float = setting(
         0.0,
         "Random rotation of training images about their centre, up to this many degrees either way (0 = none, "
-        "at most 180), as Keras's RandomRotation, the corners that come in black.",
+        "at most 180): as Keras's RandomRotation with fill_mode constant, bilinear, the corners black.",
     )
     dataset: str = setting(
         "mnist",
