@@ -10,6 +10,9 @@ OUT/train/<class>/NNNNN.png and OUT/test/<class>/NNNNN.png.
     # an unequal set: of the first 10,000 training images, digits 5-9 keep 100 each
     python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/mnist_unequal \\
         --train 10000 --test 2000 --minority_classes 5,6,7,8,9 --minority_train 100
+    # dark digits on white, as scanned from paper: 3,000 training images
+    python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/mnist3k_inv \\
+        --train 3000 --test 10000 --invert
 
 Prints one JSON line: the folder, image counts, shape and seconds.
 """
@@ -69,6 +72,7 @@ def write_folder(images, labels, folder, class_names, extension="png"):
 flags.DEFINE_string("data_dir", None, "Folder with the four MNIST-format IDX files.")
 flags.DEFINE_string("out", None, "Folder to write (train/ and test/ inside).")
 flags.DEFINE_bool("recolor", False, "32x32 RGB: each digit in a random colour on a random colour background.")
+flags.DEFINE_bool("invert", False, "Grey, inverted: dark digits on a white background (255 - each pixel).")
 flags.DEFINE_integer("train", None, "Write only the first N training images.")
 flags.DEFINE_integer("test", None, "Write only the first N test images.")
 flags.DEFINE_integer("seed", 0, "Seed of the colours.")
@@ -83,6 +87,11 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_enum("format", "png", ["png", "jpg", "bmp", "gif"], "Image file format.")
 flags.mark_flags_as_required(["data_dir", "out"])
+flags.register_multi_flags_validator(
+    ["invert", "recolor"],
+    lambda values: not (values["invert"] and values["recolor"]),
+    message="--invert and --recolor exclude each other (--recolor draws its own background)",
+)
 FLAGS = flags.FLAGS
 
 
@@ -101,6 +110,8 @@ def main(argv):
             x, y = x[kept], y[kept]
         if FLAGS.recolor:
             x = recolor(x, rng)
+        if FLAGS.invert:
+            x = 255 - x
         write_folder(x, y, os.path.join(FLAGS.out, split), names, FLAGS.format)
         counts[split] = len(x)
     shape = list(x.shape[1:]) if x.ndim == 4 else list(x.shape[1:]) + [1]

@@ -305,6 +305,7 @@ def test_the_class_table_averages_groups_and_seeds(tmp_path):
         ("class_table.py", [], "error: name the run folders"),
         ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--minority_classes", "5,x"], "digits 0-9"),
         ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--minority_train", "-1"], "minority_train"),
+        ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--invert", "--recolor"], "exclude each other"),
         ("predict_folder.py", ["--folder", ".", "--models", "m", "--batch_sizes", "1,0"], "integers >= 1"),
     ],
 )
