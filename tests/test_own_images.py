@@ -117,6 +117,32 @@ def test_streaming_from_files_trains_alike(colour_folder, trained, tmp_path):
     assert sorted(listed[0]) == sorted(listed[1])  # (near-equal scores may swap places)
 
 
+def _scans(folder, per_class, seed):
+    """Grey 24x24 PNG files of a dark bar on white, one orientation a class: scans' colours."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, vertical in (("bar", False), ("pole", True)):
+        os.makedirs(os.path.join(folder, name))
+        for i in range(per_class):
+            image = np.full((24, 24), 255, np.uint8)
+            at = rng.integers(6, 18)
+            if vertical:
+                image[4:20, at : at + 3] = rng.integers(0, 60)
+            else:
+                image[at : at + 3, 4:20] = rng.integers(0, 60)
+            Image.fromarray(image).save(os.path.join(folder, name, f"{i}.png"))
+
+
+def test_grey_images_dark_on_light_get_a_note_and_others_none(trained, tmp_path):
+    _scans(str(tmp_path / "scans" / "train"), 6, 0)
+    _scans(str(tmp_path / "scans" / "test"), 2, 1)
+    result = train_here(*_flags(str(tmp_path / "scans"), str(tmp_path / "run")))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "These grey images are dark on a light background (their edges' median brightness 1.00)" in result.stdout
+    assert "dark on a light background" not in trained[1].stdout  # colour images
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

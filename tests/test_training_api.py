@@ -134,6 +134,34 @@ def test_a_runs_training_input_turns_as_its_config_says():
     np.testing.assert_array_equal(np.asarray(x), spot_images(200, "uint8") / np.float32(255))
 
 
+def test_border_brightness_is_the_median_of_the_outermost_pixels():
+    from keras_caps.data.datasets import border_brightness
+
+    images = np.full((2, 4, 5, 1), 0.2, np.float32)
+    images[:, 1:3, 1:4] = 1.0  # the inside: not looked at
+    images[1, 0, :] = 0.9  # one image's top edge: 5 of the 28 edge pixels (corners counted twice)
+    assert border_brightness(images) == pytest.approx(0.2)
+    assert border_brightness(1 - images) == pytest.approx(0.8)
+    assert border_brightness(np.ones((1, 3, 3, 3))) == 1.0
+
+
+def test_the_dark_on_light_note_is_for_grey_images_only(capsys):
+    from keras_caps.data.datasets import DataInfo
+    from keras_caps.training.trainer import _background_note
+
+    digits = np.zeros((40, 10, 10, 1), np.uint8)
+    digits[:, 3:7, 4:6] = 255
+    labels = np.arange(40) % 2
+    grey = DataInfo("d", (10, 10, 1), 2, 40, 0, "arrays")
+    _background_note((digits, labels), grey)
+    assert capsys.readouterr().out == ""
+    _background_note((255 - digits, labels), grey)
+    assert "grey images are dark on a light background (their edges' median brightness 1.00)" in capsys.readouterr().out
+    colour = DataInfo("d", (10, 10, 3), 2, 40, 0, "arrays")
+    _background_note((np.repeat(255 - digits, 3, axis=-1), labels), colour)
+    assert capsys.readouterr().out == ""
+
+
 def test_split_validation_holds_out_a_seeded_share():
     x, y = np.arange(20).reshape(20, 1, 1, 1), np.arange(20)
     (xt, yt), (xv, yv) = split_validation((x, y), 0.25, seed=3)
