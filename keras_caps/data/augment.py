@@ -194,8 +194,8 @@ def rotate_images_by(images, radians):
 
 def rotate_by(images, radians):
     """Each image `(n, h, w, c)` turned by its angle `radians[i]` about its centre, sampled
-    bilinearly, zeros where the turned image leaves the frame: TensorFlow's
-    `ImageProjectiveTransformV3` (bilinear, constant fill 0), which `rotate_images_by` uses."""
+    bilinearly, zeros where the turned image leaves the frame: in numpy what TensorFlow's
+    `ImageProjectiveTransformV3` (bilinear, constant fill 0) does in `rotate_images_by`."""
     n, h, w, _ = images.shape
     x, y = rotation_sources(np.asarray(radians, np.float64), h, w)
     x0, y0 = np.floor(x), np.floor(y)

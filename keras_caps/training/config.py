@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from keras_caps.data.augment import FLIPS
+from keras_caps.data.augment import FLIPS, check_rotation
 from keras_caps.data.datasets import CACHE_MODES
 from keras_caps.data.folders import COLOR_MODES
 from keras_caps.losses import LOSS_FORMS
@@ -240,7 +240,6 @@ class TrainConfig:
             ("lr", lambda v: v > 0, "a positive number"),
             ("lr_decay", lambda v: 0 < v <= 1, "in (0, 1]"),
             ("lam_recon", lambda v: v >= 0, "a number >= 0"),
-            ("rotation", lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
             ("ema_momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("val_split", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("test_split", lambda v: 0 < v < 1, "in (0, 1)"),
@@ -252,6 +251,10 @@ class TrainConfig:
             number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
             if not number or not ok(value):
                 raise ValueError(f"TrainConfig: `{name}` must be {what}, got {value!r}.")
+        try:  # its range is the augmentation's own
+            check_rotation(self.rotation)
+        except ValueError as error:
+            raise ValueError(f"TrainConfig: {error}") from None
         if self.image_size is not None:
             self.image_size = tuple(self.image_size)
             if len(self.image_size) != 2 or not all(
