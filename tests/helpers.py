@@ -389,3 +389,22 @@ def write_image_folder(folder, classes=("cat", "dog"), per_class=4, size=(8, 10)
             with Image.open(path) as image:
                 written[path] = np.asarray(image)
     return written
+
+
+def write_scans(root, train=6, test=2):
+    """`root/{train,test}/{bar,pole}/N.png`: grey 24x24 images of a dark bar on white, lying
+    (bar) or standing (pole) at a random place, `train` and `test` of each: scans' colours."""
+    from PIL import Image
+
+    for split, count, seed in (("train", train, 0), ("test", test, 1)):
+        rng = np.random.default_rng(seed)
+        for name, vertical in (("bar", False), ("pole", True)):
+            os.makedirs(os.path.join(root, split, name))
+            for i in range(count):
+                image = np.full((24, 24), 255, np.uint8)
+                at = rng.integers(6, 18)
+                if vertical:
+                    image[4:20, at : at + 3] = rng.integers(0, 60)
+                else:
+                    image[at : at + 3, 4:20] = rng.integers(0, 60)
+                Image.fromarray(image).save(os.path.join(root, split, name, f"{i}.png"))

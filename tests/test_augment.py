@@ -130,3 +130,28 @@ def test_rotate_images_turns_each_image_within_degrees_statelessly():
     np.testing.assert_array_equal(augment.rotate_images(images, 0, seed=seed).numpy(), images.numpy())
     with pytest.raises(ValueError, match=r"`rotation` must be a number of degrees in \[0, 180\], got 270"):
         augment.rotate_images(images, 270)
+
+
+def test_what_comes_in_at_the_edges_is_the_fill_value_in_both_twins():
+    """An inverting model's images are augmented with fill 1: what it then sees, 1 - aug(x),
+    is aug(1 - x) with fill 0, exactly what a plain model sees of inverted images."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(40, 9, 8, 1)).astype(np.float32)
+    seed = tf.constant([5, 1], tf.int64)
+    settings = (2, "horizontal", 30)
+
+    def tf_twin(images, fill):
+        return augment.augment_images(tf.constant(images), *settings, seed=seed, fill_value=fill).numpy()
+
+    def numpy_twin(images, fill):
+        return augment.augment_batch(images, *settings, np.random.default_rng(7), fill_value=fill)
+
+    for twin in (tf_twin, numpy_twin):
+        np.testing.assert_allclose(1 - twin(x, 1.0), twin(1 - x, 0.0), atol=1e-5)
+        blank = twin(np.zeros_like(x), 1.0)  # nothing but what came in is above 0
+        assert blank.max() == pytest.approx(1.0) and (blank.reshape(40, -1).max(1) > 0.5).mean() > 0.8
+    assert set(np.unique(shift_batch(np.zeros((30, 3, 3, 1)), 1, rng, fill_value=0.5))) == {0.0, 0.5}
+    shifted = augment.shift_images(tf.zeros((30, 3, 3, 1)), 1, seed=seed, fill_value=0.25).numpy()
+    assert set(np.unique(shifted)) == {0.0, 0.25}
+    corners = rotate_by(np.zeros((1, 9, 9, 1), np.float32), np.array([np.pi / 4]), fill_value=1.0)
+    assert corners[0, 0, 0, 0] == 1.0 and corners[0, 4, 4, 0] == 0.0  # a corner comes from outside

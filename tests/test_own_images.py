@@ -5,11 +5,13 @@ import json
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from keras_caps import CapsNet
-from tests.helpers import common, run_cli, train_here, write_image_folder
+from tests.helpers import common, run_cli, train_here, write_image_folder, write_scans
 
 CLASSES = ("cat", "dog", "sea horse")
 
@@ -117,30 +119,25 @@ def test_streaming_from_files_trains_alike(colour_folder, trained, tmp_path):
     assert sorted(listed[0]) == sorted(listed[1])  # (near-equal scores may swap places)
 
 
-def _scans(folder, per_class, seed):
-    """Grey 24x24 PNG files of a dark bar on white, one orientation a class: scans' colours."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for name, vertical in (("bar", False), ("pole", True)):
-        os.makedirs(os.path.join(folder, name))
-        for i in range(per_class):
-            image = np.full((24, 24), 255, np.uint8)
-            at = rng.integers(6, 18)
-            if vertical:
-                image[4:20, at : at + 3] = rng.integers(0, 60)
-            else:
-                image[at : at + 3, 4:20] = rng.integers(0, 60)
-            Image.fromarray(image).save(os.path.join(folder, name, f"{i}.png"))
-
-
-def test_grey_images_dark_on_light_get_a_note_and_others_none(trained, tmp_path):
-    _scans(str(tmp_path / "scans" / "train"), 6, 0)
-    _scans(str(tmp_path / "scans" / "test"), 2, 1)
-    result = train_here(*_flags(str(tmp_path / "scans"), str(tmp_path / "run")))
+def test_grey_images_dark_on_light_are_inverted_by_the_model_and_others_not(trained, tmp_path):
+    scans = str(tmp_path / "scans")
+    write_scans(scans, 6, 2)
+    result = train_here(*_flags(scans, str(tmp_path / "run")))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "These grey images are dark on a light background (their edges' median brightness 1.00)" in result.stdout
-    assert "dark on a light background" not in trained[1].stdout  # colour images
+    assert (
+        "Inverting the images inside the model (--invert_input auto: grey images, their edges' median "
+        "brightness 1.00, a light background)" in result.stdout
+    )
+    assert keras.saving.load_model(str(tmp_path / "run" / "final.keras")).invert_input
+    # predict.py gives the model the scans as they are (it inverts them itself): its score is the model's
+    model_path = str(tmp_path / "run" / "final.keras")
+    image = os.path.join(scans, "test", "pole", "0.png")
+    predicted = run_cli("predict.py", "--model", model_path, image)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    _, score, _ = predicted.stdout.strip()[len(image) + 1 :].split(" ", 2)
+    pixels = np.asarray(Image.open(image), np.float32)[None, :, :, None] / 255
+    assert float(score) == pytest.approx(keras.saving.load_model(model_path).predict(pixels, verbose=0).max(), abs=1e-3)
+    assert "Inverting" not in trained[1].stdout  # colour images
 
 
 @pytest.mark.parametrize(

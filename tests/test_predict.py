@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 
 import keras
 import numpy as np
@@ -14,7 +15,7 @@ from keras_caps import CapsNet
 from keras_caps.apps.predict import load_classifier, predict_files
 from keras_caps.data.images import ImageFileError, load_image, to_model_input
 from keras_caps.training import precision
-from tests.helpers import program_module, run_cli, run_program, small_model
+from tests.helpers import SMALL, program_module, run_cli, run_program, small_model
 
 
 def digit(size=28):
@@ -275,7 +276,7 @@ def test_a_bf16_model_predicts_in_float32_where_this_cpu_would_emulate_bf16(tmp_
     model.save(tmp_path / "m.keras")
     monkeypatch.setattr(precision, "has_gpu", lambda: False)
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: bf16_cpu)
-    classify, shape, _ = load_classifier(str(tmp_path / "m.keras"))
+    classify, shape, _, _ = load_classifier(str(tmp_path / "m.keras"))
     in_float32 = precision.with_policy(model, "float32").predict(images, verbose=0)
     assert shape == (12, 12, 1) and not np.array_equal(in_bf16, in_float32)
     np.testing.assert_array_equal(classify(images), in_bf16 if bf16_cpu else in_float32)
@@ -301,3 +302,35 @@ def test_photo_like_digits_come_back_as_mnist_digits():
         x = to_model_input(photo, (28, 28, 1))[..., 0]
         correlation = np.corrcoef(x.ravel(), digit.ravel() / 255.0)[0, 1]
         assert correlation > 0.6, correlation
+
+
+def test_a_digit_model_that_inverts_its_images_gets_the_frame_dark_on_light(tmp_path):
+    """MNIST's framing gives light on dark; a model that inverts its images was trained on dark
+    on light, so it is given the frame that way and scores a photo as the same weights without
+    the inversion score MNIST's frame. Other models' images are as they were."""
+    photo = Image.fromarray(255 - digit(40)).convert("RGB")
+    framed = to_model_input(photo, (28, 28, 1))
+    np.testing.assert_array_equal(to_model_input(photo, (28, 28, 1), inverted=True), 1 - framed)
+    resized = to_model_input(photo, (12, 12, 1), digits=False)
+    np.testing.assert_array_equal(to_model_input(photo, (12, 12, 1), digits=False, inverted=True), resized)
+    keras.utils.set_random_seed(2)
+    plain = CapsNet(input_shape=(28, 28, 1), classes=10, **SMALL)
+    inverting = CapsNet(input_shape=(28, 28, 1), classes=10, invert_input=True, **SMALL)
+    inverting.set_weights(plain.get_weights())
+    photo.save(tmp_path / "seven.png")
+    lines = []
+    for name, model in (("plain", plain), ("inverting", inverting)):
+        model.save(tmp_path / f"{name}.keras")
+        buffer = io.StringIO()
+        assert predict_files(str(tmp_path / f"{name}.keras"), [str(tmp_path / "seven.png")], out=buffer) == 0
+        lines.append(buffer.getvalue().split()[1:])
+    assert lines[0] == lines[1]
+    # (given MNIST's frame as it is, the inverting model would score another image)
+    assert not np.allclose(inverting.predict(framed[None], verbose=0), plain.predict(framed[None], verbose=0))
+    # an exported file's folder says so in the exporter's report.json
+    from keras_caps.models.labels import reads_inverted
+
+    (tmp_path / "dist").mkdir()
+    assert not reads_inverted(str(tmp_path / "dist" / "capsnet_int8.tflite"))
+    (tmp_path / "dist" / "report.json").write_text(json.dumps({"context": {"invert_input": True}, "files": []}))
+    assert reads_inverted(str(tmp_path / "dist" / "capsnet_int8.tflite"))

@@ -145,21 +145,57 @@ def test_border_brightness_is_the_median_of_the_outermost_pixels():
     assert border_brightness(np.ones((1, 3, 3, 3))) == 1.0
 
 
-def test_the_dark_on_light_note_is_for_grey_images_only(capsys):
+def test_auto_inverts_grey_images_dark_on_light_only():
     from keras_caps.data.datasets import DataInfo
-    from keras_caps.training.trainer import _background_note
+    from keras_caps.training.trainer import resolve_invert
 
     digits = np.zeros((40, 10, 10, 1), np.uint8)
     digits[:, 3:7, 4:6] = 255
+    digits[:5, 0] = 255  # a few light edges do not move the median
     labels = np.arange(40) % 2
-    grey = DataInfo("d", (10, 10, 1), 2, 40, 0, "arrays")
-    _background_note((digits, labels), grey)
-    assert capsys.readouterr().out == ""
-    _background_note((255 - digits, labels), grey)
-    assert "grey images are dark on a light background (their edges' median brightness 1.00)" in capsys.readouterr().out
-    colour = DataInfo("d", (10, 10, 3), 2, 40, 0, "arrays")
-    _background_note((np.repeat(255 - digits, 3, axis=-1), labels), colour)
-    assert capsys.readouterr().out == ""
+    grey, colour = (DataInfo("d", (10, 10, c), 2, 40, 0, "arrays") for c in (1, 3))
+    auto = TrainConfig()
+    assert resolve_invert(auto, (digits, labels), grey) == (False, "grey images, their edges' median brightness 0.00")
+    assert resolve_invert(auto, (255 - digits, labels), grey) == (
+        True,
+        "grey images, their edges' median brightness 1.00",
+    )
+    assert not resolve_invert(auto, (np.repeat(255 - digits, 3, axis=-1), labels), colour)[0]
+    assert resolve_invert(TrainConfig(invert_input="on"), (digits, labels), grey) == (True, "as asked")
+    assert resolve_invert(TrainConfig(invert_input="off"), (255 - digits, labels), grey) == (False, "as asked")
+    with pytest.raises(ValueError, match="`invert_input` must be one of auto, on, off, got 'yes'"):
+        TrainConfig(invert_input="yes")
+
+
+@pytest.mark.slow
+def test_a_run_on_scans_inverts_in_its_model_and_pads_its_shifts_white(tmp_path, monkeypatch, capsys):
+    """What a run's model sees of a shifted or turned image has black edges, inverted or not: the
+    training input of an inverting model is filled with 1 (its `background_value`)."""
+    from keras_caps.training import trainer
+    from tests.helpers import write_scans
+
+    write_scans(str(tmp_path / "scans"), 6, 2)
+    fills, pipeline = [], trainer.input_pipeline
+
+    def recorded(*args, **kwargs):
+        if kwargs["training"]:
+            fills.append(kwargs["fill_value"])
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "input_pipeline", recorded)
+    settings = dict(architecture="micro", recipe="micro", epochs=1, figures=False, rotation=10)
+    for invert in ("auto", "off"):
+        run(_config(str(tmp_path / "scans"), str(tmp_path / invert), invert_input=invert, **settings))
+        model = keras.saving.load_model(str(tmp_path / invert / "final.keras"))
+        assert model.invert_input == (invert == "auto")
+    assert fills == [1.0, 0.0]
+    out = capsys.readouterr().out
+    assert out.count("Inverting the images inside the model (`invert_input` auto: grey images, their edges'") == 1
+    # a transfer takes the run's choice (its stem then sees the light-on-dark images it learnt from)
+    source = str(tmp_path / "off" / "final.keras")
+    run(_config(str(tmp_path / "scans"), str(tmp_path / "t"), weights=source, transfer=True, **settings))
+    assert keras.saving.load_model(str(tmp_path / "t" / "final.keras")).invert_input
+    assert fills[-1] == 1.0
 
 
 def test_split_validation_holds_out_a_seeded_share():

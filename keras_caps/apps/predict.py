@@ -12,14 +12,15 @@ from keras_caps.data.images import ImageFileError, load_image, to_model_input
 from keras_caps.export.litert import TFLiteModel
 from keras_caps.models import presets
 from keras_caps.models.files import ModelFileError, load_capsnet
-from keras_caps.models.labels import read_labels
+from keras_caps.models.labels import read_labels, reads_inverted
 from keras_caps.training.precision import policy_for_saved, with_policy
 
 
 def load_classifier(path):
-    """`(fn, (H, W, C), class_names)`: fn maps float32 images `(N, H, W, C)` to scores
-    `(N, classes)`; class_names from a .keras model's config or an exported file's
-    `labels.txt` (None when neither has them)."""
+    """`(fn, (H, W, C), class_names, inverted)`: fn maps float32 images `(N, H, W, C)` to
+    scores `(N, classes)`; class_names from a .keras model's config or an exported file's
+    `labels.txt` (None when neither has them); inverted: whether the model inverts its
+    images itself (`invert_input`; an exported file's `report.json` says)."""
     if not presets.is_preset(path):  # a preset, like a .keras file, is a CapsNet: the last lines
         if os.path.isdir(path):
             import tensorflow as tf
@@ -32,16 +33,16 @@ def load_classifier(path):
             if spec is None or "scores" not in signature.structured_outputs:
                 raise ModelFileError(f"{path}: its serving_default signature does not take `images` and give `scores`.")
             fn = lambda x: signature(images=tf.constant(x))["scores"].numpy()  # noqa: E731
-            return fn, tuple(spec.shape[1:]), read_labels(path)
+            return fn, tuple(spec.shape[1:]), read_labels(path), reads_inverted(path)
         if not os.path.isfile(path):
             raise ModelFileError(f"{path}: no such file or folder{presets.missing_file_hint(path)}.")
         if path.endswith(".tflite"):
             runner = TFLiteModel(path)
-            return runner, runner.image_shape, read_labels(path)
+            return runner, runner.image_shape, read_labels(path), reads_inverted(path)
     model = load_capsnet(path, compile=False)
     # A model trained in bfloat16 runs in float32 where this CPU would only emulate bf16 (~9x slower).
     model = with_policy(model, policy_for_saved(model.dtype_policy.name))
-    return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names
+    return (lambda x: np.asarray(model.predict(x, verbose=0))), model.image_shape, model.class_names, model.invert_input
 
 
 # How predict_files writes its results: lines for people, or CSV for programs (quoted, so a
@@ -68,7 +69,7 @@ def predict_files(model_path, files, out=None, err=None, batch_size=64, output_f
     err = sys.stderr if err is None else err
     table = csv.writer(out, lineterminator="\n") if output_format == "csv" else None
 
-    classify, shape, class_names = load_classifier(model_path)
+    classify, shape, class_names, inverted = load_classifier(model_path)
     if table:
         table.writerow(CSV_COLUMNS)
     # MNIST's framing (crop, centre, light on dark) for digit models; a plain resize for any other set.
@@ -97,7 +98,7 @@ def predict_files(model_path, files, out=None, err=None, batch_size=64, output_f
             failures += 1
         for name in names:
             try:
-                pending.append((name, to_model_input(load_image(name), shape, digits=digits)))
+                pending.append((name, to_model_input(load_image(name), shape, digits=digits, inverted=inverted)))
             except ImageFileError as error:
                 print(f"error: {error}", file=err)
                 failures += 1

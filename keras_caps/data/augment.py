@@ -1,7 +1,8 @@
 """The random changes of training images, each in two twins: TensorFlow (for tf.data,
 `keras_caps.data.datasets.make_dataset`) and numpy (`keras_caps.data.batches.ArrayBatches`,
-the input on other backends). A shift with zero padding, a flip and a rotation, applied in that
-order by `augment_images` and `augment_batch`. A seeded TensorFlow draw is stateless, from a
+the input on other backends). A shift, a flip and a rotation, applied in that
+order by `augment_images` and `augment_batch`; what comes in at the edges is `fill_value` (0, black,
+unless a model inverts its images: then 1, so that it too sees black). A seeded TensorFlow draw is stateless, from a
 (seed, batch number) pair, each change its own stream; the numpy twins draw from one generator.
 
 TensorFlow is imported inside the TensorFlow twins, so the numpy ones run without it.
@@ -27,22 +28,24 @@ def check_rotation(degrees):
         raise ValueError(f"`rotation` must be a number of degrees in [0, 180], got {degrees!r}.")
 
 
-def augment_images(images, shift_pixels=0, flip="none", rotation=0, seed=None):
+def augment_images(images, shift_pixels=0, flip="none", rotation=0, seed=None, fill_value=0.0):
     """A training batch shifted (`shift_images`), flipped (`flip_images`) and turned
-    (`rotate_images`): the TensorFlow twin of `augment_batch`. `seed` as each of them takes."""
-    images = flip_images(shift_images(images, shift_pixels, seed=seed), flip, seed=seed)
-    return rotate_images(images, rotation, seed=seed)
+    (`rotate_images`): the TensorFlow twin of `augment_batch`. `seed` as each of them takes;
+    `fill_value` what the shift and the turn bring in."""
+    images = flip_images(shift_images(images, shift_pixels, seed=seed, fill_value=fill_value), flip, seed=seed)
+    return rotate_images(images, rotation, seed=seed, fill_value=fill_value)
 
 
-def augment_batch(images, shift_pixels, flip, rotation, rng):
+def augment_batch(images, shift_pixels, flip, rotation, rng, fill_value=0.0):
     """A numpy training batch shifted (`shift_batch`), flipped (`flip_batch`) and turned
     (`rotate_batch`), each drawing from `rng` in turn: the numpy twin of `augment_images`."""
-    return rotate_batch(flip_batch(shift_batch(images, shift_pixels, rng), flip, rng), rotation, rng)
+    images = flip_batch(shift_batch(images, shift_pixels, rng, fill_value), flip, rng)
+    return rotate_batch(images, rotation, rng, fill_value)
 
 
-def shift_images(images, max_shift, seed=None):
-    """Shifts each image of a batch by up to `max_shift` pixels per axis, filling with 0
-    (the TensorFlow twin of `shift_batch`).
+def shift_images(images, max_shift, seed=None, fill_value=0.0):
+    """Shifts each image of a batch by up to `max_shift` pixels per axis, filling with
+    `fill_value` (the TensorFlow twin of `shift_batch`).
 
     Args:
         images: float tensor `(batch, height, width, channels)`.
@@ -50,6 +53,7 @@ def shift_images(images, max_shift, seed=None):
         seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
             int tensor: a stateless draw, the same for the same seed wherever
             and in whatever order it runs.
+        fill_value: the value of the pixels that come in (0: black).
     """
     import tensorflow as tf
 
@@ -57,7 +61,8 @@ def shift_images(images, max_shift, seed=None):
         return images
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
-    padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+    margins = [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]]
+    padded = tf.pad(images, margins, constant_values=tf.cast(fill_value, images.dtype))
     if tf.is_tensor(seed):
         offsets = tf.random.stateless_uniform((batch, 2), seed, 0, 2 * max_shift + 1, dtype=tf.int32)
     else:
@@ -68,18 +73,21 @@ def shift_images(images, max_shift, seed=None):
     return tf.gather(picked, cols, axis=2, batch_dims=1)
 
 
-def shift_batch(images, max_shift, rng):
-    """Each image `(n, h, w, c)` moved by up to `max_shift` pixels per axis, zeros coming in.
+def shift_batch(images, max_shift, rng, fill_value=0.0):
+    """Each image `(n, h, w, c)` moved by up to `max_shift` pixels per axis, `fill_value`
+    coming in.
 
     Args:
         images: array `(n, height, width, channels)`.
         max_shift: largest shift in pixels (0 returns `images`).
         rng: a `numpy.random.Generator` that draws the offsets.
+        fill_value: the value of the pixels that come in (0: black).
     """
     if max_shift <= 0:
         return images
     n, h, w, _ = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    margins = ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0))
+    padded = np.pad(images, margins, constant_values=fill_value)
     offsets = rng.integers(0, 2 * max_shift + 1, size=(n, 2))
     rows = offsets[:, :1] + np.arange(h)[None, :]
     cols = offsets[:, 1:] + np.arange(w)[None, :]
@@ -124,7 +132,7 @@ def flip_batch(images, flip, rng):
     return images
 
 
-def rotate_images(images, degrees, seed=None):
+def rotate_images(images, degrees, seed=None, fill_value=0.0):
     """Turns each image of a batch about its centre by an angle drawn uniformly from
     [-degrees, degrees] (`rotate_images_by`; the TensorFlow twin of `rotate_batch`).
 
@@ -133,6 +141,7 @@ def rotate_images(images, degrees, seed=None):
         degrees: the largest turn either way, in [0, 180] (0 returns `images`).
         seed: None (random), an int (op seed of a stateful draw) or a shape-(2,)
             int tensor: a stateless draw, the same for the same seed.
+        fill_value: the value where the turned image leaves the frame (0: black).
     """
     import tensorflow as tf
 
@@ -144,10 +153,10 @@ def rotate_images(images, degrees, seed=None):
         draw = tf.random.stateless_uniform((batch,), tf.random.experimental.stateless_fold_in(seed, 3), -1.0, 1.0)
     else:
         draw = tf.random.uniform((batch,), -1.0, 1.0, seed=seed)
-    return rotate_images_by(images, draw * (degrees * math.pi / 180))
+    return rotate_images_by(images, draw * (degrees * math.pi / 180), fill_value)
 
 
-def rotate_batch(images, degrees, rng):
+def rotate_batch(images, degrees, rng, fill_value=0.0):
     """Each image `(n, h, w, c)` turned about its centre by an angle drawn uniformly from
     [-degrees, degrees] (`rotate_by`).
 
@@ -155,21 +164,23 @@ def rotate_batch(images, degrees, rng):
         images: float array `(n, height, width, channels)`.
         degrees: the largest turn either way, in [0, 180] (0 returns `images`).
         rng: a `numpy.random.Generator` that draws the angles.
+        fill_value: the value where the turned image leaves the frame (0: black).
     """
     check_rotation(degrees)
     if degrees == 0:
         return images
-    return rotate_by(images, np.radians(degrees) * rng.uniform(-1, 1, len(images)))
+    return rotate_by(images, np.radians(degrees) * rng.uniform(-1, 1, len(images)), fill_value)
 
 
-def rotate_images_by(images, radians):
+def rotate_images_by(images, radians, fill_value=0.0):
     """Each image of a batch turned by its angle `radians[i]` about its centre, sampled
-    bilinearly, 0 where the turned image leaves the frame; a positive angle turns as
-    `numpy.rot90` does (`rotate_by`, its numpy twin).
+    bilinearly, `fill_value` where the turned image leaves the frame; a positive angle
+    turns as `numpy.rot90` does (`rotate_by`, its numpy twin).
 
     Args:
         images: float tensor `(batch, height, width, channels)`.
         radians: float tensor `(batch,)`.
+        fill_value: the value outside the frame (0: black).
     """
     import tensorflow as tf
 
@@ -184,7 +195,7 @@ def rotate_images_by(images, radians):
         images=images,
         transforms=transforms,
         output_shape=shape[1:3],
-        fill_value=0.0,
+        fill_value=tf.cast(fill_value, tf.float32),
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
@@ -192,19 +203,20 @@ def rotate_images_by(images, radians):
     return tf.ensure_shape(turned, images.shape)
 
 
-def rotate_by(images, radians):
+def rotate_by(images, radians, fill_value=0.0):
     """Each image `(n, h, w, c)` turned by its angle `radians[i]` about its centre, sampled
-    bilinearly, zeros where the turned image leaves the frame: in numpy what TensorFlow's
-    `ImageProjectiveTransformV3` (bilinear, constant fill 0) does in `rotate_images_by`."""
+    bilinearly, `fill_value` where the turned image leaves the frame: in numpy what
+    TensorFlow's `ImageProjectiveTransformV3` (bilinear, constant fill) does in
+    `rotate_images_by`."""
     n, h, w, _ = images.shape
     x, y = rotation_sources(np.asarray(radians, np.float64), h, w)
     x0, y0 = np.floor(x), np.floor(y)
     batch = np.arange(n)[:, None, None]
 
-    def read(rows, cols):  # the input's pixels, 0 outside it
+    def read(rows, cols):  # the input's pixels, fill_value outside it
         inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
         pixels = images[batch, np.clip(rows, 0, h - 1).astype(int), np.clip(cols, 0, w - 1).astype(int)]
-        return np.where(inside[..., None], pixels, 0)
+        return np.where(inside[..., None], pixels, fill_value)
 
     wx, wy = (x - x0)[..., None], (y - y0)[..., None]
     top = (1 - wx) * read(y0, x0) + wx * read(y0, x0 + 1)

@@ -2,7 +2,7 @@
 
 The input of a run on a backend other than TensorFlow (JAX on a GPU machine,
 where TensorFlow need not be installed): the same scaling, per-epoch shuffle,
-random shift with zero padding, random flip and random rotation as
+random shift, random flip and random rotation as
 `keras_caps.data.datasets.make_dataset`, in numpy.
 """
 
@@ -27,6 +27,7 @@ class ArrayBatches(keras.utils.PyDataset):
         shift_pixels: largest random shift in pixels while training.
         flip: random flip while training, a key of `FLIPS`.
         rotation: random turn while training, up to this many degrees either way.
+        fill_value: what the shift and the turn bring in at the edges (0: black).
         seed: with a seed, epoch e's order and shifts are a function of
             (seed, `first_epoch` + e), so a resumed run sees the batches an
             uninterrupted one would have.
@@ -47,6 +48,7 @@ class ArrayBatches(keras.utils.PyDataset):
         first_epoch=0,
         flip="none",
         rotation=0,
+        fill_value=0.0,
     ):
         super().__init__()
         if len(images) != len(labels) or not len(images):
@@ -59,7 +61,7 @@ class ArrayBatches(keras.utils.PyDataset):
         check_rotation(rotation)
         self.images, self.labels = images, labels
         self.batch_size, self.training, self.shift_pixels, self.flip = batch_size, training, shift_pixels, flip
-        self.rotation = rotation
+        self.rotation, self.fill_value = rotation, fill_value
         self.seed = np.random.SeedSequence().entropy if seed is None else seed
         self.steps = steps or math.ceil(len(images) / batch_size)
         self.epoch = first_epoch
@@ -80,7 +82,7 @@ class ArrayBatches(keras.utils.PyDataset):
         x = self.images[picked].astype("float32") / self._divisor
         if self.training:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            x = augment_batch(x, self.shift_pixels, self.flip, self.rotation, rng)
+            x = augment_batch(x, self.shift_pixels, self.flip, self.rotation, rng, self.fill_value)
         return x, self.labels[picked]
 
     def on_epoch_end(self):

@@ -425,6 +425,7 @@ def make_dataset(
     steps_per_epoch=None,
     flip="none",
     rotation=0,
+    fill_value=0.0,
 ):
     """A batched, prefetched `tf.data.Dataset` of `(float32 images in [0,1], int labels)`.
 
@@ -434,7 +435,7 @@ def make_dataset(
     `labels=None`); memory then does not grow with the number of files. Training data is shuffled each
     epoch, shifted by up to `shift_pixels` pixels, flipped as `flip` says
     (a key of `keras_caps.data.augment.FLIPS`) and turned by up to `rotation`
-    degrees either way.
+    degrees either way, `fill_value` coming in at the edges (0: black).
 
     With a `seed`, a repeated training set is a pure function of the seed:
     pass p over the images is shuffled by (seed, p) and batched on its own (the
@@ -449,7 +450,7 @@ def make_dataset(
     check_flip(flip)
     check_rotation(rotation)
     AUTOTUNE = tf.data.AUTOTUNE
-    augment = (shift_pixels, flip, rotation)
+    augment = (shift_pixels, flip, rotation, fill_value)
     if isinstance(images, TfdsSplit):
         return _stream_dataset(images, batch_size, training, augment, seed, repeat, first_epoch, steps_per_epoch)
     files = isinstance(images, FileSplit)
@@ -507,10 +508,10 @@ def make_dataset(
 
 def _scale_augment_prefetch(ds, divisor, training, augment, seed):
     """`(batch number, (images, labels))` batches -> scaled, shifted, flipped and turned
-    (training: `augment` is `(shift_pixels, flip, rotation)`), prefetched, shardable."""
+    (training: `augment` is `(shift_pixels, flip, rotation, fill_value)`), prefetched, shardable."""
     import tensorflow as tf
 
-    shift_pixels, flip, rotation = augment
+    shift_pixels, flip, rotation, fill_value = augment
 
     def scale(x, y):
         return tf.cast(x, tf.float32) / divisor, y
@@ -520,7 +521,7 @@ def _scale_augment_prefetch(ds, divisor, training, augment, seed):
         # Seeded runs draw each batch's shifts, flips and turns from (seed, batch number):
         # a stateful draw in a parallel map would depend on thread timing.
         batch_seed = None if seed is None else tf.stack([tf.constant(seed, tf.int64), index])
-        return augment_images(x, shift_pixels, flip, rotation, seed=batch_seed), y
+        return augment_images(x, shift_pixels, flip, rotation, seed=batch_seed, fill_value=fill_value), y
 
     if training and (shift_pixels > 0 or flip != "none" or rotation > 0):
         ds = ds.map(scale_and_augment, num_parallel_calls=tf.data.AUTOTUNE)

@@ -39,13 +39,15 @@ def _border_median(gray):
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
-def to_model_input(image, shape, digits=True):
+def to_model_input(image, shape, digits=True, inverted=False):
     """A PIL image -> float32 `shape` (height, width, channels) in [0, 1].
 
     With `digits` and one channel (an MNIST model): grayscale; dark ink on
     light paper is inverted to MNIST's light-on-dark; the digit is cropped,
     scaled into the central 20/28 of the frame keeping its aspect ratio, and
-    centred by its mass, as MNIST's digits are. Otherwise the image is
+    centred by its mass, as MNIST's digits are; for a model that inverts its
+    images itself (`inverted`, `CapsNet`'s `invert_input`) that frame is
+    given dark on light, as it was trained on. Otherwise the image is
     converted to the model's channels (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA)
     and resized to its size, as training images of another size were.
     """
@@ -76,4 +78,4 @@ def to_model_input(image, shape, digits=True):
     top = int(np.clip(round(height / 2 - cy), 0, height - digit.shape[0]))
     left = int(np.clip(round(width / 2 - cx), 0, width - digit.shape[1]))
     canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
-    return canvas[..., None]
+    return (1.0 - canvas if inverted else canvas)[..., None]

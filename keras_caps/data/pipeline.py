@@ -17,6 +17,7 @@ def input_pipeline(
     steps_per_epoch=None,
     flip="none",
     rotation=0,
+    fill_value=0.0,
 ):
     """Batches of a split: `(images, labels)` arrays, a `FileSplit` or a `TfdsSplit`.
 
@@ -24,7 +25,8 @@ def input_pipeline(
     shifted, prefetched; `make_dataset`), on other backends a `PyDataset` of
     numpy arrays. Training input is shuffled, shifted by up to
     `shift_pixels`, flipped as `flip` says (`keras_caps.data.augment.FLIPS`)
-    and turned by up to `rotation` degrees either way, seeded by `seed` and
+    and turned by up to `rotation` degrees either way (`fill_value` coming in at
+    the edges: 0, black, or 1 for a model that inverts its images), seeded by `seed` and
     the epoch (from `first_epoch` on, so a resumed run sees the batches an
     unbroken one would), and repeats for `steps_per_epoch` batches an epoch
     (None: one pass).
@@ -35,6 +37,7 @@ def input_pipeline(
         "shift_pixels": shift_pixels,
         "flip": flip,
         "rotation": rotation,
+        "fill_value": fill_value,
         "seed": seed,
         "first_epoch": first_epoch,
     }

@@ -311,6 +311,8 @@ def export(config):
             "target_limits": targets.TARGETS[f.target]["limits"],
             "dataset": info.name,
             "class_names": class_names,
+            # what predict.py reads beside the files: they take dark-on-light images as they are
+            "invert_input": model.invert_input,
             "eval_images": count,
             "int8_io": f.int8_io,
             "int8_integer_only": f.int8_integer_only,

@@ -68,6 +68,13 @@ class CapsNet(keras.Model):
             variance over its pixels, as `tf.image.per_image_standardization`)
             before the first convolution: a uniform background of any colour
             then reads as zero.
+        invert_input: each image turned to its negative (1 - x) before anything
+            else, for images of dark strokes on a light background (scans,
+            drawings): the network then sees light on dark, as on MNIST, on
+            which such grey images learn better (BENCHMARKS.md, "Grey images on
+            white"). Inside the model, so `predict` and exported files take the
+            images as they are; the decoder learns to draw the negative, and
+            `reconstruct` returns the images' own colours.
         capsule_bias, leaky_routing: the digit capsules' `use_bias` and
             `leaky_routing` (`DenseCapsule`), both from the authors' code.
         loss_form: `"ports"` (the paper's margin loss summed over classes, as
@@ -135,6 +142,7 @@ class CapsNet(keras.Model):
         capsule_implementation="einsum",
         class_names=None,
         input_standardization=False,
+        invert_input=False,
         capsule_bias=False,
         leaky_routing=False,
         loss_form="ports",
@@ -158,6 +166,7 @@ class CapsNet(keras.Model):
                 )
         self.class_names = class_names
         self.input_standardization = bool(input_standardization)
+        self.invert_input = bool(invert_input)
         if loss_form not in losses.LOSS_FORMS:
             raise ValueError(f"CapsNet: `loss_form` must be one of {', '.join(losses.LOSS_FORMS)}, got {loss_form!r}.")
         self.loss_form = loss_form
@@ -397,12 +406,24 @@ class CapsNet(keras.Model):
                 f"CapsNet expects float images scaled to [0, 1]; got dtype "
                 f"{images.dtype}. Convert with `images.astype('float32') / 255`."
             )
-        x = self.standardize(images) if self.input_standardization else images
+        x = self.seen(images)
+        if self.input_standardization:
+            x = self.standardize(x)
         for i, layer in enumerate(self.conv_layers):
             x = layer(x)
             if self.conv_norms:
                 x = ops.relu(self.conv_norms[i](x, training=training))
         return self.primary_caps(x)
+
+    def seen(self, images):
+        """The images as the network sees them: their negatives with `invert_input`."""
+        return 1.0 - images if self.invert_input else images
+
+    @property
+    def background_value(self):
+        """The pixel value the network sees as black (1 with `invert_input`, else 0): what
+        shifts and turns of its training images bring in at the edges."""
+        return 1.0 if self.invert_input else 0.0
 
     @staticmethod
     def standardize(images):
@@ -442,21 +463,21 @@ class CapsNet(keras.Model):
         return {**outputs, "reconstruction": self.decode(outputs["capsules"], labels)}
 
     def reconstruction_target(self, images):
-        """What the decoder learns to draw: the images, or with `input_standardization`
-        the standardized images through a sigmoid (the capsules see no image's own
-        brightness and contrast, so no decoder could draw them back)."""
-        images = ops.cast(images, "float32")
+        """What the decoder learns to draw: the images as the network sees them (`seen`), and
+        with `input_standardization` those standardized, through a sigmoid (the capsules see
+        no image's own brightness and contrast, so no decoder could draw them back)."""
+        images = self.seen(ops.cast(images, "float32"))
         return ops.sigmoid(self.standardize(images)) if self.input_standardization else images
 
     def to_images(self, decoded, images):
-        """Decoder outputs back in the space of `images` (the same for most models; a
-        standardized model's undone with each image's own mean and deviation)."""
+        """Decoder outputs back in the space of `images`: a standardized model's undone with
+        each image's own mean and deviation, an inverting model's turned back."""
         decoded = ops.cast(decoded, "float32")
-        if not self.input_standardization:
-            return decoded
-        mean, inverse_std = self._moments(ops.cast(images, "float32"))
-        p = ops.clip(decoded, 1e-6, 1 - 1e-6)
-        return ops.clip(ops.log(p / (1 - p)) / inverse_std + mean, 0.0, 1.0)
+        if self.input_standardization:
+            mean, inverse_std = self._moments(self.seen(ops.cast(images, "float32")))
+            p = ops.clip(decoded, 1e-6, 1 - 1e-6)
+            decoded = ops.clip(ops.log(p / (1 - p)) / inverse_std + mean, 0.0, 1.0)
+        return self.seen(decoded)
 
     def reconstruct(self, images, labels=None):
         """Reconstructed images, `(batch,) + input_shape`, float32 in [0, 1], in the images' own colours."""
@@ -597,6 +618,7 @@ class CapsNet(keras.Model):
             "capsule_implementation": self.digit_caps.implementation,
             "class_names": self.class_names,
             "input_standardization": self.input_standardization,
+            "invert_input": self.invert_input,
             "capsule_bias": self.digit_caps.use_bias,
             "leaky_routing": self.digit_caps.leaky_routing,
             "loss_form": self.loss_form,

@@ -16,6 +16,7 @@ SCHEDULE_NAMES = schedules.SCHEDULES
 POLICIES = ("auto",) + precision.POLICIES
 STRATEGIES = distribution.STRATEGIES
 CLASS_WEIGHTS = class_weights.CLASS_WEIGHTS
+INVERT_INPUT = ("auto", "on", "off")
 TUNERS = ("hyperband", "bayesian")  # keras_caps.training.tuning's algorithms (it imports keras-tuner)
 RECIPE_NAMES = tuple(recipes.RECIPES)
 _RECIPES_TEXT = "; ".join(
@@ -132,6 +133,16 @@ class TrainConfig:
         0.0,
         "Random rotation of training images about their centre, up to this many degrees either way (0 = none, "
         "at most 180): as Keras's RandomRotation with fill_mode constant, bilinear, the corners black.",
+    )
+    invert_input: str = setting(
+        "auto",
+        "Whether the model turns each image to its negative (1 - x) first, so that dark strokes on a light "
+        "background (scans, drawings) reach the network light on dark, as MNIST's, on which such grey images "
+        "learn better; prediction and exported files take the images as they are. auto (the default): on "
+        "for grey images whose edges are mostly light (median over 200 images spread over the training set "
+        "above 0.5; not looked for in a TFDS set read from its files), printed; on; off. A resumed run and a "
+        "tested model keep their own; a fine-tuned or transferred model takes this run's.",
+        INVERT_INPUT,
     )
     dataset: str = setting(
         "mnist",

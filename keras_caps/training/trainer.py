@@ -137,9 +137,9 @@ def _few(names):
     return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
 
 
-def batches(split, config, training, seed=None, first_epoch=0):
+def batches(split, config, training, seed=None, first_epoch=0, fill_value=0.0):
     """The input of a run from one of its splits, with the config's batch size, shifts, flips, turns
-    and steps."""
+    and steps; `fill_value` what shifts and turns bring in (the model's `background_value`)."""
     return input_pipeline(
         split,
         config.batch_size,
@@ -147,6 +147,7 @@ def batches(split, config, training, seed=None, first_epoch=0):
         shift_pixels=config.shift_pixels,
         flip=config.flip,
         rotation=config.rotation,
+        fill_value=fill_value,
         seed=seed,
         first_epoch=first_epoch,
         steps_per_epoch=config.steps_per_epoch,
@@ -211,20 +212,25 @@ def _class_results(model, test, config, data, path):
     return names, matrix, evaluation.per_class(matrix, names)
 
 
-def _background_note(train, info, sample=200):
-    """A line for grey images of dark strokes on a light background (their edges' median
-    brightness above 0.5, in `sample` images spread over the set), which learnt worse than the
-    same images inverted in a probe (BENCHMARKS.md, "Grey images on white"); nothing for others,
-    and nothing for a TFDS set read from its files (a note is not worth a pass over them)."""
+def resolve_invert(config, train, info, sample=200):
+    """`(invert, why)`: whether a run's model inverts its images (`CapsNet`'s `invert_input`).
+    `"auto"`: for grey images of dark strokes on a light background (their edges' median
+    brightness above 0.5 in `sample` images spread over the training set), which learnt worse
+    than the same images inverted (BENCHMARKS.md, "Grey images on white"); not for colour
+    images, nor a TFDS set read from its files (not worth a pass over them)."""
+    if config.invert_input != "auto":
+        return config.invert_input == "on", "as asked"
     if info.image_shape[-1] != 1 or isinstance(train, TfdsSplit):
-        return
+        return False, "not grey images, or a set read from its files"
     brightness = border_brightness(spread_images(train, sample))
-    if brightness > 0.5:
+    return brightness > 0.5, f"grey images, their edges' median brightness {brightness:.2f}"
+
+
+def _print_invert(config, invert, why):
+    if invert and config.invert_input == "auto":
         print(
-            f"These grey images are dark on a light background (their edges' median brightness "
-            f"{brightness:.2f}): in a probe, such digits learnt 2 points of validation accuracy less than "
-            'the same digits inverted (BENCHMARKS.md, "Grey images on white"); inverting them, for training '
-            "and prediction alike, may help."
+            f"Inverting the images inside the model (`invert_input` auto: {why}, a light background): "
+            "the network sees light strokes on dark; prediction and exported files take the images as they are."
         )
 
 
@@ -301,8 +307,9 @@ def _continue_in_policy(model, config, path):
     return with_policy(model, policy)
 
 
-def _build_or_resume(config, info, steps, done, checkpoint):
-    """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new."""
+def _build_or_resume(config, info, steps, done, checkpoint, train):
+    """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new (fine-tuned,
+    transferred or fresh, inverting its images as `resolve_invert` says for `train`)."""
     if config.testing:
         model = _continue_in_policy(_load_model(config.weights), config, config.weights)
         if not model.compiled:  # a preset's model is saved without its optimizer
@@ -321,7 +328,10 @@ def _build_or_resume(config, info, steps, done, checkpoint):
         return model
     if config.resume:
         print(f"resume: no checkpoint in {config.save_dir}; starting afresh.")
+    invert, why = resolve_invert(config, train, info)
+    _print_invert(config, invert, why)
     run_settings = {
+        "invert_input": invert,
         "routings": config.routings,
         "lam_recon": config.lam_recon,
         "loss_form": config.loss_form,
@@ -430,7 +440,7 @@ def run(config, command=None):
             with open(history_path) as fh:
                 history = [row for row in json.load(fh) if row["epoch"] <= done]
     with strategy.scope():
-        model = _build_or_resume(config, info, steps, done, checkpoint)
+        model = _build_or_resume(config, info, steps, done, checkpoint, train)
     # A resumed or tested model keeps the policy it was saved with where this machine runs it
     # (CapsNet's config carries it to every layer), whatever `auto` would pick for a new one.
     policy = model.dtype_policy.name
@@ -442,7 +452,9 @@ def run(config, command=None):
     if not config.testing:
         if done >= config.epochs:
             print(f"{save_dir} already holds {done} of {config.epochs} epochs; nothing to train.")
-        train_data = batches(train, config, training=True, seed=seed, first_epoch=done)
+        train_data = batches(
+            train, config, training=True, seed=seed, first_epoch=done, fill_value=model.background_value
+        )
         val_data = batches(val, config, training=False)
         nan_stop = checkpoints.StopOnNaN()
         run_checkpoint = checkpoints.RunCheckpoint(
@@ -459,7 +471,6 @@ def run(config, command=None):
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
         class_weight = _class_weight(config, train, info)
-        _background_note(train, info)
         replicas = strategy.num_replicas_in_sync
         momentum = averaging.average_momentum(model)
         print(
@@ -638,7 +649,8 @@ def tune(config):
     if val is None:
         train, val = split_validation(train, config.val_split or 0.1, seed)
     class_weight = _class_weight(config, train, info)
-    _background_note(train, info)
+    invert, invert_why = resolve_invert(config, train, info)
+    _print_invert(config, invert, invert_why)
     architecture, why = resolve_architecture(config, info)
     print(
         f"Tuning CapsNet ({architecture}: {why}) on {info.name} ({info.source}) with {config.tuner}: "
@@ -660,7 +672,12 @@ def tune(config):
         flip=config.flip,
         rotation=config.rotation,
         seed=seed,
-        model_kwargs={**ARCHITECTURES[architecture], **model_options(config), "class_names": info.class_names or None},
+        model_kwargs={
+            **ARCHITECTURES[architecture],
+            **model_options(config),
+            "class_names": info.class_names or None,
+            "invert_input": invert,
+        },
         lr_schedule=config.lr_schedule,
         warmup_steps=config.warmup_steps,
         steps_per_epoch=config.steps_per_epoch,

@@ -114,6 +114,7 @@ class CapsNetHyperModel(kt.HyperModel):
             shift_pixels=self.shift_pixels,
             flip=self.flip,
             rotation=self.rotation,
+            fill_value=model.background_value,
             seed=self.seed,
             repeat=self.steps_per_epoch is not None,
         )

@@ -307,3 +307,43 @@ def test_the_authors_decoder_initialisation_reaches_only_the_decoder_and_round_t
     config = keras.models.load_model(path).get_config()
     assert config["decoder_kernel_initializer"]["class_name"] == "TruncatedNormal"
     assert config["decoder_bias_initializer"]["config"]["value"] == 0.1
+
+
+@pytest.mark.parametrize("standardized", [False, True])
+def test_an_inverting_model_is_a_plain_model_of_the_negatives(standardized, tmp_path):
+    """`invert_input`: the same weights score `x` as a plain model scores `1 - x`, the decoder
+    learns to draw `1 - x`, and `reconstruct` gives it back in the images' own colours."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (3, 12, 12, 1)).astype("float32")
+    labels = np.array([0, 1, 2])
+    plain = small_model(input_standardization=standardized)
+    inverting = small_model(input_standardization=standardized, invert_input=True)
+    inverting.set_weights(plain.get_weights())
+    assert (plain.background_value, inverting.background_value) == (0.0, 1.0)
+    for key in ("scores", "capsules"):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(inverting(x)[key]), keras.ops.convert_to_numpy(plain(1 - x)[key]), atol=1e-6
+        )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(inverting.reconstruction_target(x)),
+        keras.ops.convert_to_numpy(plain.reconstruction_target(1 - x)),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(inverting.reconstruct(x, labels)),
+        1 - keras.ops.convert_to_numpy(plain.reconstruct(1 - x, labels)),
+        atol=1e-5,
+    )
+    if not standardized:
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(inverting.reconstruction_target(x)), 1 - x, atol=1e-7)
+    loss = float(inverting.compute_loss(x, labels, inverting(x), training=True))
+    assert loss == pytest.approx(float(plain.compute_loss(1 - x, labels, plain(1 - x), training=True)), rel=1e-5)
+    assert inverting.get_config()["invert_input"] is True
+    path = str(tmp_path / "m.keras")
+    inverting.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.invert_input and loaded.background_value == 1.0
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), inverting.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    config = plain.get_config()
+    config.pop("invert_input")  # a model saved before the option: not inverting
+    assert not CapsNet.from_config(config).invert_input

@@ -148,3 +148,18 @@ def test_the_source_must_be_a_capsnet():
 def test_class_names_give_the_number_of_classes():
     model = with_new_head(small_model(classes=2), class_names=["a", "b", "c"])
     assert (model.classes, model.class_names) == (3, ["a", "b", "c"])
+
+
+def test_a_new_head_for_images_of_the_other_polarity_inverts_them_for_the_same_stem(trained):
+    """`invert_input` says what the data are, not what the stem is: a stem learnt on light
+    strokes on dark sees the same in the negatives of dark-on-light images."""
+    source, x = trained
+    model = with_new_head(source, invert_input=True)
+    assert model.invert_input and not source.invert_input
+    _assert_same(_weights(stem_layers(model)), _weights(stem_layers(source)))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.primary_capsules(1 - x)),
+        keras.ops.convert_to_numpy(source.primary_capsules(x)),
+        atol=1e-5,
+    )
+    assert with_new_head(model).invert_input  # kept unless given
