@@ -135,7 +135,8 @@ def test_train_tune_saves_best_and_resumes(mnist_dir, tmp_path):
         (["--batch_size", "10"], "--batch_size is searched by --tune: leave it unset"),
         (["--lr", "0.01", "--routings", "2"], "--routings, --lr are searched by --tune"),
         (["--resume"], "--resume: not used by --tune"),
-        (["--weights", "mnist_micro", "--transfer"], "--weights, --transfer: not used by --tune"),
+        (["--weights", "mnist_micro"], "--weights: not used by --tune"),
+        (["--weights", "mnist_micro", "--transfer", "--architecture", "paper"], "--transfer keeps the model's stem"),
         (["--ema_momentum", "0.9"], "--ema_momentum: not used by --tune"),
     ],
 )
@@ -177,3 +178,45 @@ def test_search_gives_every_trial_its_class_weights_flips_and_turns(tmp_path, mo
         rotation=12.5,
     )
     assert seen == [weights, weights] and flips == [("horizontal", 12.5)] * 2
+
+
+def test_a_search_from_a_models_stem_keeps_it_in_every_trial(mnist_dir, tmp_path):
+    """`--tune --transfer`: each trial is `with_new_head` of the model (its primary channels
+    not searched), so every trial starts from the same learnt stem."""
+    import keras_tuner as kt
+
+    from keras_caps import CapsNet
+    from keras_caps.models.transfer import stem_layers
+
+    keras.utils.set_random_seed(0)
+    source = CapsNet(input_shape=(28, 28, 1), classes=4, primary_channels=8, **SMALL)
+    source.save(tmp_path / "source.keras")
+    hypermodel = CapsNetHyperModel(classes=10, stem=source, model_kwargs={"class_names": list("abcdefghij")})
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    assert "primary_channels" not in hp.values and model.primary_channels == 8 and model.classes == 10
+    for kept, made in zip(stem_layers(source), stem_layers(model)):
+        for a, b in zip(kept.get_weights(), made.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    save = str(tmp_path / "tune")
+    flags = common(mnist_dir, save)
+    del flags[flags.index("--batch_size") : flags.index("--batch_size") + 2]  # searched
+    result = train_here(
+        *flags,
+        "--tune",
+        "--epochs",
+        "1",
+        "--max_trials",
+        "1",
+        "--weights",
+        str(tmp_path / "source.keras"),
+        "--transfer",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Tuning CapsNet (its own: the stem of {tmp_path / 'source.keras'})" in result.stdout
+    summary = json.load(open(os.path.join(save, "tuning.json")))
+    assert (
+        summary["stem"] == str(tmp_path / "source.keras") and "primary_channels" not in summary["best_hyperparameters"]
+    )
+    best = keras.models.load_model(os.path.join(save, "best.keras"))
+    assert (best.classes, best.primary_channels) == (10, 8)

@@ -614,13 +614,15 @@ def _check_search_settings(config):
             f"{', '.join(f'`{n}`' for n in searched)} {'is' if len(searched) == 1 else 'are'} searched by `tune`: "
             "leave it unset (the search space is keras_caps.training.tuning.define_search_space)."
         )
-    unused = [name for name in ("weights", "transfer", "resume") if getattr(config, name)]
+    unused = ["resume"] if config.resume else []
+    if config.weights and not config.transfer:
+        unused.append("weights")
     if "ema_momentum" not in config.from_recipe and config.ema_momentum:
         unused.append("ema_momentum")
     if unused:
         raise TrainingError(
-            f"{', '.join(f'`{n}`' for n in unused)}: not used by `tune` (its trials start afresh, "
-            "without a moving average); leave unset."
+            f"{', '.join(f'`{n}`' for n in unused)}: not used by `tune` (its trials start afresh, or from "
+            "a model's stem with `transfer`, without a moving average); leave unset."
         )
 
 
@@ -651,7 +653,15 @@ def tune(config):
     class_weight = _class_weight(config, train, info)
     invert, invert_why = resolve_invert(config, train, info)
     _print_invert(config, invert, invert_why)
-    architecture, why = resolve_architecture(config, info)
+    model_kwargs = {**model_options(config), "class_names": info.class_names or None, "invert_input": invert}
+    stem = None
+    if config.transfer:  # every trial keeps this model's stem; made once here to check it serves
+        stem = _load_model(config.weights)
+        _transfer(stem, config, info, model_kwargs)
+        architecture, why = architecture_of(stem) or "its own", f"the stem of {config.weights}"
+    else:
+        architecture, why = resolve_architecture(config, info)
+        model_kwargs.update(ARCHITECTURES[architecture])
     print(
         f"Tuning CapsNet ({architecture}: {why}) on {info.name} ({info.source}) with {config.tuner}: "
         f"at most {config.max_trials} "
@@ -672,12 +682,8 @@ def tune(config):
         flip=config.flip,
         rotation=config.rotation,
         seed=seed,
-        model_kwargs={
-            **ARCHITECTURES[architecture],
-            **model_options(config),
-            "class_names": info.class_names or None,
-            "invert_input": invert,
-        },
+        model_kwargs=model_kwargs,
+        stem=stem,
         lr_schedule=config.lr_schedule,
         warmup_steps=config.warmup_steps,
         steps_per_epoch=config.steps_per_epoch,
@@ -710,6 +716,7 @@ def tune(config):
         "trials": len(trials),
         "trials_completed": sum(t.status == "COMPLETED" for t in trials),
         "tuner": config.tuner,
+        "stem": config.weights if config.transfer else None,
         "seconds_this_run": round(time.time() - start, 1),
         "per_class": classes,
         "confusion_matrix": matrix.tolist(),  # rows: true class, columns: predicted

@@ -18,6 +18,7 @@ import keras_tuner as kt
 
 from keras_caps.data.datasets import make_dataset
 from keras_caps.models.capsnet import CapsNet
+from keras_caps.models.transfer import with_new_head
 from keras_caps.training.config import TUNERS
 from keras_caps.training.schedules import capped_warmup, learning_rate_schedule
 
@@ -28,12 +29,13 @@ ALGORITHMS = TUNERS
 SEARCHED = ("routings", "lr", "lr_decay", "lam_recon", "batch_size")
 
 
-def define_search_space(hp, lr_schedule="exponential"):
+def define_search_space(hp, lr_schedule="exponential", stem=False):
     """Registers the searched hyperparameters on `hp` (a `kt.HyperParameters`).
 
     routings 1-3, Adam's (peak) learning rate 1e-4..3e-3 (log), with the
     exponential schedule its per-epoch decay 0.8..1.0, `lam_recon` 0.05..1.0
-    (log), primary-capsule channels 8/16/32 and batch size 32/64/100/128.
+    (log), primary-capsule channels 8/16/32 (not with a kept `stem`, whose
+    primary capsules are made) and batch size 32/64/100/128.
     Values fixed beforehand on `hp` (`hp.Fixed("routings", 3)`) are kept.
     """
     hp.Int("routings", 1, 3, default=3)
@@ -41,7 +43,8 @@ def define_search_space(hp, lr_schedule="exponential"):
     if lr_schedule == "exponential":
         hp.Float("lr_decay", 0.8, 1.0, default=0.9)
     hp.Float("lam_recon", 0.05, 1.0, sampling="log", default=0.392)
-    hp.Choice("primary_channels", [8, 16, 32], default=32)
+    if not stem:
+        hp.Choice("primary_channels", [8, 16, 32], default=32)
     hp.Choice("batch_size", [32, 64, 100, 128], default=100)
     return hp
 
@@ -55,6 +58,9 @@ class CapsNetHyperModel(kt.HyperModel):
         seed: shuffling and augmentation seed.
         steps_per_epoch: batches per epoch (default: one pass).
         model_kwargs: other fixed `CapsNet` arguments (e.g. `conv_filters`).
+        stem: None, or a trained `CapsNet` whose convolutions and primary capsules every
+            trial keeps under new class capsules and decoder (`with_new_head`; a transfer),
+            its primary channels then not searched; `model_kwargs` may not shape the stem.
         lr_schedule, warmup_steps: the run's schedule (a recipe's), the peak
             rate and the exponential decay searched; the warm-up takes at most
             a tenth of a trial.
@@ -77,8 +83,10 @@ class CapsNetHyperModel(kt.HyperModel):
         tunable=True,
         flip="none",
         rotation=0,
+        stem=None,
     ):
         super().__init__(name=name, tunable=tunable)
+        self.stem = stem
         self.lr_schedule = lr_schedule
         self.warmup_steps = warmup_steps
         self.input_shape = tuple(input_shape)
@@ -91,15 +99,13 @@ class CapsNetHyperModel(kt.HyperModel):
         self.model_kwargs = dict(model_kwargs or {})
 
     def build(self, hp):
-        define_search_space(hp, self.lr_schedule)
-        model = CapsNet(
-            input_shape=self.input_shape,
-            classes=self.classes,
-            routings=hp.get("routings"),
-            primary_channels=hp.get("primary_channels"),
-            lam_recon=hp.get("lam_recon"),
-            **self.model_kwargs,
-        )
+        define_search_space(hp, self.lr_schedule, stem=self.stem is not None)
+        searched = {"routings": hp.get("routings"), "lam_recon": hp.get("lam_recon")}
+        shape = {"input_shape": self.input_shape, "classes": self.classes}
+        if self.stem is not None:
+            model = with_new_head(self.stem, **shape, **searched, **self.model_kwargs)
+        else:
+            model = CapsNet(**shape, **searched, primary_channels=hp.get("primary_channels"), **self.model_kwargs)
         # The trial's schedule is made in fit(), where its batch size (hence steps per epoch) is known.
         model.compile(optimizer=keras.optimizers.Adam(hp.get("lr")))
         return model
@@ -202,6 +208,7 @@ def search(
     class_weight=None,
     flip="none",
     rotation=0,
+    stem=None,
     **tuner_kwargs,
 ):
     """Runs (or resumes) a search and returns the tuner.
@@ -215,6 +222,7 @@ def search(
         input_shape, classes: default to the training data's.
         class_weight: `{class id: weight}` for every trial's `fit` (None: unweighted).
         shift_pixels, flip, rotation: every trial's training augmentation (`CapsNetHyperModel`).
+        stem: a trained `CapsNet` whose stem every trial keeps (`CapsNetHyperModel`).
     """
     images, labels = train
     hypermodel = CapsNetHyperModel(
@@ -223,6 +231,7 @@ def search(
         shift_pixels=shift_pixels,
         flip=flip,
         rotation=rotation,
+        stem=stem,
         seed=seed,
         steps_per_epoch=steps_per_epoch,
         model_kwargs=model_kwargs,
