@@ -185,9 +185,9 @@ def test_a_run_on_scans_inverts_in_its_model_and_pads_its_shifts_white(tmp_path,
     monkeypatch.setattr(trainer, "input_pipeline", recorded)
     settings = dict(architecture="micro", recipe="micro", epochs=1, figures=False, rotation=10)
     for invert in ("auto", "off"):
-        run(_config(str(tmp_path / "scans"), str(tmp_path / invert), invert_input=invert, **settings))
+        metrics = run(_config(str(tmp_path / "scans"), str(tmp_path / invert), invert_input=invert, **settings))
         model = keras.saving.load_model(str(tmp_path / invert / "final.keras"))
-        assert model.invert_input == (invert == "auto")
+        assert model.invert_input == metrics["invert_input"] == (invert == "auto")
     assert fills == [1.0, 0.0]
     out = capsys.readouterr().out
     assert out.count("Inverting the images inside the model (`invert_input` auto: grey images, their edges'") == 1

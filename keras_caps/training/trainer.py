@@ -410,7 +410,8 @@ def run(config, command=None):
         test accuracy, error and losses, each class's accuracy (`per_class`)
         and the confusion matrix, the last epoch's accuracy on held-out
         validation images (`validation_accuracy`; None when the test set
-        validated), epochs, seconds, policy, backend, the figures' paths and
+        validated), epochs, seconds, policy, backend, whether the model inverts its images
+        (`invert_input`, what `auto` chose), the figures' paths and
         the configuration.
 
     Raises:
@@ -536,6 +537,7 @@ def run(config, command=None):
         "replicas": strategy.num_replicas_in_sync,
         "data_source": info.source,
         "architecture": architecture_of(model),
+        "invert_input": model.invert_input,  # what `auto` chose (the config says "auto")
         "data_in_memory": info.cached,
         "image_shape": list(info.image_shape),
         "class_names": model.class_names or info.class_names,
