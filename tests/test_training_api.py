@@ -160,7 +160,7 @@ def test_auto_inverts_grey_images_dark_on_light_only():
         True,
         "grey images, their edges' median brightness 1.00",
     )
-    assert not resolve_invert(auto, (np.repeat(255 - digits, 3, axis=-1), labels), colour)[0]
+    assert resolve_invert(auto, (np.repeat(255 - digits, 3, axis=-1), labels), colour) == (False, "colour images")
     assert resolve_invert(TrainConfig(invert_input="on"), (digits, labels), grey) == (True, "as asked")
     assert resolve_invert(TrainConfig(invert_input="off"), (255 - digits, labels), grey) == (False, "as asked")
     with pytest.raises(ValueError, match="`invert_input` must be one of auto, on, off, got 'yes'"):

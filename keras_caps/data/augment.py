@@ -1,9 +1,10 @@
 """The random changes of training images, each in two twins: TensorFlow (for tf.data,
 `keras_caps.data.datasets.make_dataset`) and numpy (`keras_caps.data.batches.ArrayBatches`,
-the input on other backends). A shift, a flip and a rotation, applied in that
-order by `augment_images` and `augment_batch`; what comes in at the edges is `fill_value` (0, black,
-unless a model inverts its images: then 1, so that it too sees black). A seeded TensorFlow draw is stateless, from a
-(seed, batch number) pair, each change its own stream; the numpy twins draw from one generator.
+the input on other backends). A shift, a flip and a rotation, applied in that order by
+`augment_images` and `augment_batch`; what comes in at the edges is `fill_value` (0, black,
+unless a model inverts its images: then 1, so that it too sees black). A seeded TensorFlow draw
+is stateless, from a (seed, batch number) pair, each change its own stream; the numpy twins draw
+from one generator.
 
 TensorFlow is imported inside the TensorFlow twins, so the numpy ones run without it.
 """

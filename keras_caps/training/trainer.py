@@ -220,8 +220,10 @@ def resolve_invert(config, train, info, sample=200):
     images, nor a TFDS set read from its files (not worth a pass over them)."""
     if config.invert_input != "auto":
         return config.invert_input == "on", "as asked"
-    if info.image_shape[-1] != 1 or isinstance(train, TfdsSplit):
-        return False, "not grey images, or a set read from its files"
+    if info.image_shape[-1] != 1:
+        return False, "colour images"
+    if isinstance(train, TfdsSplit):
+        return False, "a TFDS set read from its files"
     brightness = border_brightness(spread_images(train, sample))
     return brightness > 0.5, f"grey images, their edges' median brightness {brightness:.2f}"
 
