@@ -7,6 +7,9 @@ OUT/train/<class>/NNNNN.png and OUT/test/<class>/NNNNN.png.
     # background, 32x32 RGB, 10,000 training and 2,000 test images
     python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/color_mnist \\
         --recolor --train 10000 --test 2000
+    # coloured digits on light backgrounds (each background channel 176-255), as photographed on paper
+    python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/color3k_light \
+        --recolor --lightest_background 176 --train 3000 --test 2000
     # an unequal set: of the first 10,000 training images, digits 5-9 keep 100 each
     python benchmarks/write_image_folder.py --data_dir ../shared/data/mnist --out ~/data/mnist_unequal \\
         --train 10000 --test 2000 --minority_classes 5,6,7,8,9 --minority_train 100
@@ -28,17 +31,22 @@ import numpy as np
 from absl import app, flags
 
 
-def recolor(digits, rng, size=32, min_contrast=96):
+def recolor(digits, rng, size=32, min_contrast=96, lightest_background=0):
     """Grey digits `(n, h, w)` uint8 -> RGB `(n, size, size, 3)`: ink and background
-    of random colours whose mean channel difference is at least `min_contrast`."""
+    of random colours whose mean channel difference is at least `min_contrast`, each
+    background channel at least `lightest_background` (e.g. 176: light backgrounds only)."""
     n, h, w = digits.shape
     top, left = (size - h) // 2, (size - w) // 2
     ink = np.zeros((n, size, size, 1), np.float32)
     ink[:, top : top + h, left : left + w, 0] = digits / 255.0
-    fore, back = rng.integers(0, 256, (2, n, 3))
+
+    def draw(count):
+        return rng.integers(0, 256, (count, 3)), rng.integers(lightest_background, 256, (count, 3))
+
+    fore, back = draw(n)
     weak = np.abs(fore - back).mean(1) < min_contrast
     while weak.any():  # redraw the pairs too alike to tell apart
-        fore[weak], back[weak] = rng.integers(0, 256, (2, int(weak.sum()), 3))
+        fore[weak], back[weak] = draw(int(weak.sum()))
         weak = np.abs(fore - back).mean(1) < min_contrast
     out = ink * fore[:, None, None, :] + (1 - ink) * back[:, None, None, :]
     return np.round(out).astype(np.uint8)
@@ -72,6 +80,13 @@ def write_folder(images, labels, folder, class_names, extension="png"):
 flags.DEFINE_string("data_dir", None, "Folder with the four MNIST-format IDX files.")
 flags.DEFINE_string("out", None, "Folder to write (train/ and test/ inside).")
 flags.DEFINE_bool("recolor", False, "32x32 RGB: each digit in a random colour on a random colour background.")
+flags.DEFINE_integer(
+    "lightest_background",
+    0,
+    "With --recolor: each background channel drawn from this value to 255 (176: light backgrounds).",
+    lower_bound=0,
+    upper_bound=255,
+)
 flags.DEFINE_bool("invert", False, "Grey, inverted: dark digits on a white background (255 - each pixel).")
 flags.DEFINE_integer("train", None, "Write only the first N training images.")
 flags.DEFINE_integer("test", None, "Write only the first N test images.")
@@ -109,7 +124,7 @@ def main(argv):
             kept = keep_few(y, [int(c) for c in FLAGS.minority_classes], FLAGS.minority_train)
             x, y = x[kept], y[kept]
         if FLAGS.recolor:
-            x = recolor(x, rng)
+            x = recolor(x, rng, lightest_background=FLAGS.lightest_background)
         if FLAGS.invert:
             x = 255 - x
         write_folder(x, y, os.path.join(FLAGS.out, split), names, FLAGS.format)

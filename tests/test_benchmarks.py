@@ -230,6 +230,9 @@ def test_recoloured_digits_keep_their_shape_on_contrasting_colours(tmp_path):
     ink, background = images[:, 14, 16].astype(int), images[:, 0, 0].astype(int)
     assert (np.abs(ink - background).mean(axis=1) >= 96).all()
     assert (images[:, 12:20, 14:18] == ink[:, None, None, :]).all()  # the stroke, shifted by the padding
+    light = recolor(digits, np.random.default_rng(1), lightest_background=176)
+    ink, background = light[:, 14, 16].astype(int), light[:, 0, 0].astype(int)
+    assert background.min() >= 176 and (np.abs(ink - background).mean(axis=1) >= 96).all()
     write_folder(images[:4], np.array([0, 1, 1, 0]), str(tmp_path), ["a", "b"])
     assert sorted(os.listdir(tmp_path / "b")) == ["00001.png", "00002.png"]
 
