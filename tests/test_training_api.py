@@ -189,6 +189,12 @@ def test_a_run_on_scans_inverts_in_its_model_and_pads_its_shifts_white(tmp_path,
         model = keras.saving.load_model(str(tmp_path / invert / "final.keras"))
         assert model.invert_input == metrics["invert_input"] == (invert == "auto")
     assert fills == [1.0, 0.0]
+    # a resumed run and a tested model keep their own: asking for the other is an error, not ignored
+    with pytest.raises(TrainingError, match=r"off: a resumed run keeps its model's `invert_input` \(off\); leave"):
+        run(_config(str(tmp_path / "scans"), str(tmp_path / "off"), invert_input="on", **settings))
+    tested = dict(testing=True, weights=str(tmp_path / "auto" / "final.keras"), invert_input="off")
+    with pytest.raises(TrainingError, match="a tested model keeps its model's `invert_input` \\(on\\)"):
+        run(_config(str(tmp_path / "scans"), str(tmp_path / "test"), **tested, **settings))
     out = capsys.readouterr().out
     assert out.count("Inverting the images inside the model (`invert_input` auto: grey images, their edges'") == 1
     # a transfer takes the run's choice (its stem then sees the light-on-dark images it learnt from)

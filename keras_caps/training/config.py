@@ -141,7 +141,8 @@ class TrainConfig:
         "learn better; prediction and exported files take the images as they are. auto (the default): on "
         "for grey images whose edges are mostly light (median over 200 images spread over the training set "
         "above 0.5; not looked for in a TFDS set read from its files), printed; on; off. A resumed run and a "
-        "tested model keep their own; a fine-tuned or transferred model takes this run's.",
+        "tested model keep their own (on or off against it is an error); a fine-tuned or transferred model "
+        "takes this run's.",
         INVERT_INPUT,
     )
     dataset: str = setting(

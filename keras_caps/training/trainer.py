@@ -228,6 +228,15 @@ def resolve_invert(config, train, info, sample=200):
     return brightness > 0.5, f"grey images, their edges' median brightness {brightness:.2f}"
 
 
+def _check_kept_invert(config, model, what):
+    """A model that keeps its own `invert_input` (resumed, tested): another asked is an error, not ignored."""
+    if config.invert_input != "auto" and (config.invert_input == "on") != model.invert_input:
+        raise TrainingError(
+            f"{what} keeps its model's `invert_input` ({'on' if model.invert_input else 'off'}); "
+            f"leave `invert_input` {config.invert_input} unset (auto)."
+        )
+
+
 def _print_invert(config, invert, why):
     if invert and config.invert_input == "auto":
         print(
@@ -314,6 +323,7 @@ def _build_or_resume(config, info, steps, done, checkpoint, train):
     transferred or fresh, inverting its images as `resolve_invert` says for `train`)."""
     if config.testing:
         model = _continue_in_policy(_load_model(config.weights), config, config.weights)
+        _check_kept_invert(config, model, f"`weights` {config.weights}: a tested model")
         if not model.compiled:  # a preset's model is saved without its optimizer
             model.compile()
         return model
@@ -322,6 +332,7 @@ def _build_or_resume(config, info, steps, done, checkpoint, train):
         if not config.resume:
             print(f"{config.save_dir} holds an interrupted run ({done} epochs done): resuming it.")
         model = _continue_in_policy(_load_model(checkpoint, "save_dir"), config, checkpoint)
+        _check_kept_invert(config, model, f"{config.save_dir}: a resumed run")
         # The checkpoint's optimizer carries the schedule it was saved with; the
         # config's replaces it (the same one for the same settings), so a resumed
         # run can change its rate or length, and checkpoints from before
