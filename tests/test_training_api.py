@@ -188,6 +188,8 @@ def test_a_run_on_scans_inverts_in_its_model_and_pads_its_shifts_white(tmp_path,
         metrics = run(_config(str(tmp_path / "scans"), str(tmp_path / invert), invert_input=invert, **settings))
         model = keras.saving.load_model(str(tmp_path / invert / "final.keras"))
         assert model.invert_input == metrics["invert_input"] == (invert == "auto")
+        preset = json.load(open(tmp_path / invert / "preset" / "metadata.json"))
+        assert preset["invert_input"] == (invert == "auto")
     assert fills == [1.0, 0.0]
     # a resumed run and a tested model keep their own: asking for the other is an error, not ignored
     with pytest.raises(TrainingError, match=r"off: a resumed run keeps its model's `invert_input` \(off\); leave"):

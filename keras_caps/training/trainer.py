@@ -602,6 +602,7 @@ def preset_metadata(metrics, dataset, test_images, command):
         "dataset": dataset,
         "data_source": metrics["data_source"],
         "architecture": metrics["architecture"],
+        "invert_input": metrics.get("invert_input", False),  # runs before the option had none
         "test_accuracy": metrics["test_accuracy"],
         "test_images": test_images,
         "epochs": metrics["epochs"],
