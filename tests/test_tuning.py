@@ -145,7 +145,7 @@ def test_tune_flag_errors(mnist_dir, tmp_path, extra, message):
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_search_gives_every_trial_its_class_weights_flips_and_turns(tmp_path, monkeypatch):
+def test_search_gives_every_trial_its_class_weights_flips_turns_and_inversion(tmp_path, monkeypatch):
     import keras_caps.training.tuning as tuning
 
     seen, flips, fit, make_dataset = [], [], keras.Model.fit, tuning.make_dataset
@@ -156,7 +156,7 @@ def test_search_gives_every_trial_its_class_weights_flips_and_turns(tmp_path, mo
 
     def recording_make_dataset(*args, **kwargs):
         if kwargs["training"]:
-            flips.append((kwargs.get("flip"), kwargs.get("rotation")))
+            flips.append((kwargs.get("flip"), kwargs.get("rotation"), kwargs.get("fill_value")))
         return make_dataset(*args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
@@ -171,13 +171,13 @@ def test_search_gives_every_trial_its_class_weights_flips_and_turns(tmp_path, mo
         epochs=1,
         classes=10,
         seed=0,
-        model_kwargs=SMALL,
+        model_kwargs={**SMALL, "invert_input": True},  # (its shifts and turns then bring in white)
         verbose=0,
         class_weight=weights,
         flip="horizontal",
         rotation=12.5,
     )
-    assert seen == [weights, weights] and flips == [("horizontal", 12.5)] * 2
+    assert seen == [weights, weights] and flips == [("horizontal", 12.5, 1.0)] * 2
 
 
 def test_a_search_from_a_models_stem_keeps_it_in_every_trial(mnist_dir, tmp_path):
