@@ -184,26 +184,24 @@ def test_a_run_on_scans_inverts_in_its_model_and_pads_its_shifts_white(tmp_path,
 
     monkeypatch.setattr(trainer, "input_pipeline", recorded)
     settings = dict(architecture="micro", recipe="micro", epochs=1, figures=False, rotation=10)
-    for invert in ("auto", "off"):
-        metrics = run(_config(str(tmp_path / "scans"), str(tmp_path / invert), invert_input=invert, **settings))
+    scans = str(tmp_path / "scans")
+    # auto inverts; a transfer from that model with `off` takes the run's choice (whatever its source did)
+    runs = {"auto": dict(), "off": dict(weights=str(tmp_path / "auto" / "final.keras"), transfer=True)}
+    for invert, more in runs.items():
+        metrics = run(_config(scans, str(tmp_path / invert), invert_input=invert, **more, **settings))
         model = keras.saving.load_model(str(tmp_path / invert / "final.keras"))
         assert model.invert_input == metrics["invert_input"] == (invert == "auto")
         preset = json.load(open(tmp_path / invert / "preset" / "metadata.json"))
         assert preset["invert_input"] == (invert == "auto")
     assert fills == [1.0, 0.0]
-    # a resumed run and a tested model keep their own: asking for the other is an error, not ignored
-    with pytest.raises(TrainingError, match=r"off: a resumed run keeps its model's `invert_input` \(off\); leave"):
-        run(_config(str(tmp_path / "scans"), str(tmp_path / "off"), invert_input="on", **settings))
-    tested = dict(testing=True, weights=str(tmp_path / "auto" / "final.keras"), invert_input="off")
-    with pytest.raises(TrainingError, match="a tested model keeps its model's `invert_input` \\(on\\)"):
-        run(_config(str(tmp_path / "scans"), str(tmp_path / "test"), **tested, **settings))
     out = capsys.readouterr().out
     assert out.count("Inverting the images inside the model (`invert_input` auto: grey images, their edges'") == 1
-    # a transfer takes the run's choice (its stem then sees the light-on-dark images it learnt from)
-    source = str(tmp_path / "off" / "final.keras")
-    run(_config(str(tmp_path / "scans"), str(tmp_path / "t"), weights=source, transfer=True, **settings))
-    assert keras.saving.load_model(str(tmp_path / "t" / "final.keras")).invert_input
-    assert fills[-1] == 1.0
+    # a resumed run and a tested model keep their own: asking for the other is an error, not ignored
+    with pytest.raises(TrainingError, match=r"auto: a resumed run keeps its model's `invert_input` \(on\); leave"):
+        run(_config(scans, str(tmp_path / "auto"), invert_input="off", **settings))
+    tested = dict(testing=True, weights=str(tmp_path / "off" / "final.keras"), invert_input="on")
+    with pytest.raises(TrainingError, match="a tested model keeps its model's `invert_input` \\(off\\)"):
+        run(_config(scans, str(tmp_path / "test"), **tested, **settings))
 
 
 def test_split_validation_holds_out_a_seeded_share():
