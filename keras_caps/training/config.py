@@ -121,7 +121,11 @@ class TrainConfig:
         "weights from a normal of deviation 0.1 truncated at two, biases 0.1.",
         tuple(DECODER_INITS),
     )
-    shift_pixels: int = setting(2, "Random shift of training images, up to this many pixels (0 = none).")
+    shift_pixels: int = setting(
+        2,
+        "Random shift of training images, up to this many pixels (0 = none); black comes in (white where the "
+        "model inverts its images, invert_input).",
+    )
     flip: str = setting(
         "none",
         "Random flip of training images, each axis of each image with probability 1/2: none, horizontal "
@@ -132,7 +136,8 @@ class TrainConfig:
     rotation: float = setting(
         0.0,
         "Random rotation of training images about their centre, up to this many degrees either way (0 = none, "
-        "at most 180): as Keras's RandomRotation with fill_mode constant, bilinear, the corners black.",
+        "at most 180): as Keras's RandomRotation with fill_mode constant, bilinear, the corners black (white "
+        "where the model inverts its images).",
     )
     invert_input: str = setting(
         "auto",
