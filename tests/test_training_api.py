@@ -135,7 +135,7 @@ def test_a_runs_training_input_turns_as_its_config_says():
 
 
 def test_border_brightness_is_the_median_of_the_outermost_pixels():
-    from keras_caps.data.datasets import border_brightness
+    from keras_caps.data.images import border_brightness
 
     images = np.full((2, 4, 5, 1), 0.2, np.float32)
     images[:, 1:3, 1:4] = 1.0  # the inside: not looked at

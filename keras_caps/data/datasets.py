@@ -144,14 +144,6 @@ def spread_images(split, count):
     return _as_float(split[0][index])
 
 
-def border_brightness(images):
-    """The median of the images' outermost pixels, all channels (`(n, h, w, c)` floats in
-    [0, 1]): near 0 for dark backgrounds (MNIST's), near 1 for light ones (scans)."""
-    images = np.asarray(images)
-    edges = (images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1])  # each (n, side, c)
-    return float(np.median(np.concatenate(edges, axis=1)))
-
-
 def _as_float(images):
     return images.astype(np.float32) / (255.0 if np.issubdtype(images.dtype, np.integer) else 1.0)
 

@@ -30,9 +30,21 @@ def load_image(path):
         raise ImageFileError(f"{path}: not a readable image ({error}).") from None
 
 
+# Above this, images' edges (`border_brightness`) read as a light background: dark strokes on paper.
+LIGHT_BACKGROUND = 0.5
+
+
+def border_brightness(images):
+    """The median of the images' outermost pixels, all channels (`(n, h, w, c)` floats in
+    [0, 1]): near 0 for dark backgrounds (MNIST's), near 1 for light ones (scans)."""
+    images = np.asarray(images)
+    edges = (images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1])  # each (n, side, c)
+    return float(np.median(np.concatenate(edges, axis=1)))
+
+
 def _border_median(gray):
-    """The background level: the median of the outermost rows and columns."""
-    return np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+    """One grey image's background level `(h, w)`: its `border_brightness`."""
+    return border_brightness(gray[None, :, :, None])
 
 
 # PIL's mode for a model's channel count.
@@ -60,7 +72,7 @@ def to_model_input(image, shape, digits=True, inverted=False):
         resized = np.asarray(image.convert(_MODES[channels]).resize((width, height), Image.BILINEAR), np.float32)
         return resized.reshape(height, width, channels) / 255.0
     gray = np.asarray(image.convert("L"), np.float32) / 255.0
-    if _border_median(gray) > 0.5:
+    if _border_median(gray) > LIGHT_BACKGROUND:
         gray = 1.0 - gray
     gray = np.clip(gray - _border_median(gray), 0, None)
     if gray.max() > 0:

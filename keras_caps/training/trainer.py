@@ -24,15 +24,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_caps.data.datasets import (
-    TfdsSplit,
-    border_brightness,
-    load_data,
-    split_labels,
-    split_size,
-    spread_images,
-    to_arrays,
-)
+from keras_caps.data.datasets import TfdsSplit, load_data, split_labels, split_size, spread_images, to_arrays
+from keras_caps.data.images import LIGHT_BACKGROUND, border_brightness
 from keras_caps.data.pipeline import input_pipeline
 from keras_caps.machine import describe_machine, machine_label, peak_rss_mib
 from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
@@ -215,7 +208,7 @@ def _class_results(model, test, config, data, path):
 def resolve_invert(config, train, info, sample=200):
     """`(invert, why)`: whether a run's model inverts its images (`CapsNet`'s `invert_input`).
     `"auto"`: for grey images of dark strokes on a light background (their edges' median
-    brightness above 0.5 in `sample` images spread over the training set), which learnt worse
+    brightness above `LIGHT_BACKGROUND` in `sample` images spread over the training set), which learnt worse
     than the same images inverted (BENCHMARKS.md, "Grey images on white"); not for colour
     images, nor a TFDS set read from its files (not worth a pass over them)."""
     if config.invert_input != "auto":
@@ -225,7 +218,7 @@ def resolve_invert(config, train, info, sample=200):
     if isinstance(train, TfdsSplit):
         return False, "a TFDS set read from its files"
     brightness = border_brightness(spread_images(train, sample))
-    return brightness > 0.5, f"grey images, their edges' median brightness {brightness:.2f}"
+    return brightness > LIGHT_BACKGROUND, f"grey images, their edges' median brightness {brightness:.2f}"
 
 
 def _check_kept_invert(config, model, what):
