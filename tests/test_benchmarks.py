@@ -309,6 +309,11 @@ def test_the_class_table_averages_groups_and_seeds(tmp_path):
         ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--minority_classes", "5,x"], "digits 0-9"),
         ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--minority_train", "-1"], "minority_train"),
         ("write_image_folder.py", ["--data_dir", ".", "--out", "o", "--invert", "--recolor"], "exclude each other"),
+        (
+            "write_image_folder.py",
+            ["--data_dir", ".", "--out", "o", "--lightest_background", "300"],
+            "300 is not an integer in the range [0, 255]",
+        ),
         ("predict_folder.py", ["--folder", ".", "--models", "m", "--batch_sizes", "1,0"], "integers >= 1"),
     ],
 )
