@@ -44,7 +44,7 @@ def main():
     from keras_caps.export.savedmodel import float32_copy
     from keras_caps.models import presets
     from keras_caps.models.files import load_capsnet
-    from keras_caps.training.trainer import preset_metadata
+    from keras_caps.training.results import preset_metadata
 
     if not presets.looks_like_name(args.name):
         parser.error(f"--name must be a bare word, got {args.name!r}")

@@ -147,7 +147,7 @@ def test_border_brightness_is_the_median_of_the_outermost_pixels():
 
 def test_auto_inverts_grey_images_dark_on_light_only():
     from keras_caps.data.datasets import DataInfo
-    from keras_caps.training.trainer import resolve_invert
+    from keras_caps.training.run_model import resolve_invert
 
     digits = np.zeros((40, 10, 10, 1), np.uint8)
     digits[:, 3:7, 4:6] = 255
@@ -350,17 +350,18 @@ def test_recipes_fill_the_fields_left_unset():
 
 
 def test_a_recipes_warm_up_shrinks_for_a_short_run_but_a_given_one_does_not():
-    from keras_caps.training.trainer import _schedule, settings_for_run
+    from keras_caps.training.run_model import schedule
+    from keras_caps.training.trainer import settings_for_run
 
     def warmup(config, steps):
-        schedule = _schedule(settings_for_run(config, steps), steps)
-        return schedule.warmup_steps if hasattr(schedule, "warmup_steps") else 0
+        rates = schedule(settings_for_run(config, steps), steps)
+        return rates.warmup_steps if hasattr(rates, "warmup_steps") else 0
 
     assert warmup(TrainConfig(), 600) == 600  # 20 epochs of MNIST: the recipe's as it is
     assert warmup(TrainConfig(epochs=1), 600) == 60  # a tenth of a one-epoch run
     assert warmup(TrainConfig(epochs=1), 5) == 0
     with pytest.raises(TrainingError, match=r"`warmup_steps` \(600\) leaves no steps of the 600"):
-        _schedule(settings_for_run(TrainConfig(epochs=1, warmup_steps=600), 600), 600)
+        schedule(settings_for_run(TrainConfig(epochs=1, warmup_steps=600), 600), 600)
 
 
 def test_a_recipes_average_spans_at_most_a_tenth_of_a_short_run_but_a_given_one_does_not():

@@ -6,6 +6,7 @@ distribution, precision policy, hyperparameter search and figures.
 """
 
 from keras_caps.training.config import TrainConfig
-from keras_caps.training.trainer import TrainingError, run, tune
+from keras_caps.training.errors import TrainingError
+from keras_caps.training.trainer import run, tune
 
 __all__ = ["TrainConfig", "TrainingError", "run", "tune"]

@@ -10,7 +10,8 @@ backend), metrics.json (with each class's test accuracy and the confusion
 matrix), mistakes.csv (the test images it got wrong, the most confident first),
 PNG figures and preset/ (the final model with its metadata, for
 `CapsNet.from_preset`). A run whose `save_dir` holds an interrupted run's
-checkpoints continues it.
+checkpoints continues it. The model it trains comes from `run_model` (new, fine-tuned,
+transferred, resumed or tested), what it reports at its end from `results`.
 """
 
 import dataclasses
@@ -24,22 +25,34 @@ import warnings
 import keras
 import numpy as np
 
-from keras_caps.data.datasets import TfdsSplit, load_data, split_labels, split_size, spread_images, to_arrays
-from keras_caps.data.images import LIGHT_BACKGROUND, border_brightness
+from keras_caps.data.datasets import TfdsSplit, load_data, split_labels, split_size, to_arrays
 from keras_caps.data.pipeline import input_pipeline
 from keras_caps.machine import describe_machine, machine_label, peak_rss_mib
-from keras_caps.models.capsnet import ARCHITECTURES, DECODER_INITS, CapsNet, architecture_of, choose_architecture
-from keras_caps.models.files import ModelFileError, check_model_path, load_capsnet
-from keras_caps.models.transfer import KEPT, NEW, with_new_head
-from keras_caps.optimizers import EMAWarmupAdam
-from keras_caps.training import averaging, checkpoints, class_weights, evaluation, figures, schedules
+from keras_caps.models.capsnet import ARCHITECTURES, architecture_of
+from keras_caps.training import averaging, checkpoints, class_weights, schedules
 from keras_caps.training.config import TrainConfig
 from keras_caps.training.distribution import StrategyError, is_chief, make_strategy, worker_dir
-from keras_caps.training.precision import policy_for_saved, resolve_policy, with_policy
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot go on; the message says why."""
+from keras_caps.training.errors import TrainingError
+from keras_caps.training.precision import resolve_policy
+from keras_caps.training.results import (
+    class_results,
+    count,
+    plot_confusion,
+    plot_figures,
+    preset_metadata,
+    print_weakest,
+    printed_names,
+)
+from keras_caps.training.run_model import (
+    build_or_resume,
+    check_fits,
+    load_model,
+    model_options,
+    print_invert,
+    resolve_architecture,
+    resolve_invert,
+    transfer,
+)
 
 
 def split_validation(train, fraction, seed):
@@ -51,83 +64,6 @@ def split_validation(train, fraction, seed):
     n_val = min(len(x) - 1, max(1, int(round(len(x) * fraction))))
     val, keep = order[:n_val], order[n_val:]
     return (x[keep], y[keep]), (x[val], y[val])
-
-
-def _load_model(path, what="weights", check_only=False):
-    """The CapsNet in `path` (`check_only`: only that it names a file or preset), or TrainingError."""
-    try:
-        return check_model_path(path) if check_only else load_capsnet(path)
-    except ModelFileError as error:
-        raise TrainingError(f"`{what}` {error}") from None
-
-
-def check_fits(model, info, what, transferable=False):
-    """Raises TrainingError, before any training, if `model` does not take `info`'s
-    images or has another number of classes (or other class names); `transferable`:
-    the message says what `transfer` would do instead."""
-    problems = []
-    if tuple(model.image_shape) != tuple(info.image_shape):
-        problems.append(f"takes {tuple(model.image_shape)} images, the data has {tuple(info.image_shape)}")
-    if model.classes != info.classes:
-        problems.append(f"has {model.classes} classes, the data {info.classes}")
-    elif model.class_names and info.class_names and list(model.class_names) != list(info.class_names):
-        problems.append(f"names its classes {_few(model.class_names)}, the data {_few(info.class_names)}")
-    if problems:
-        hint = f" `transfer` keeps {KEPT} and trains {NEW} for the data." if transferable else ""
-        raise TrainingError(f"{what} does not fit {info.name}: it {'; it '.join(problems)}.{hint}")
-
-
-def _transfer(source, config, info, run_settings):
-    """`source`'s stem under new class capsules and decoder for `info`'s classes and images."""
-    what = f"`weights` {config.weights}"
-    other = _other_architecture(config, source)
-    if other:
-        raise TrainingError(f"{what}: `transfer` keeps the model's stem; leave unset {other}.")
-    try:
-        # run_settings holds the data's class names: they name the new classes.
-        model = with_new_head(
-            source, classes=info.classes, input_shape=info.image_shape, **{**model_options(config), **run_settings}
-        )
-    except ValueError as error:
-        raise TrainingError(f"{what}, transferred to {info.name}: {error}") from None
-    print(
-        f"Transfer from {config.weights}: {KEPT}, {NEW} for {info.classes} classes of "
-        f"{'x'.join(map(str, info.image_shape))} images."
-    )
-    channels, wanted = source.image_shape[-1], info.image_shape[-1]
-    if channels != wanted:
-        print(
-            f"Its first convolution, made for {channels}-channel images, adapted to {wanted} "
-            f"({'each image read as the mean of its channels' if channels == 1 else 'its colour kernels summed'} "
-            "to begin with)."
-        )
-    return model
-
-
-def _other_architecture(config, source):
-    """ "`architecture` NAME (the model's: ...)" where the run names another architecture than
-    `source` has, else None."""
-    own = architecture_of(source)
-    if config.architecture in ("auto", own):
-        return None
-    return f"`architecture` {config.architecture} (the model's: {own or 'its own'})"
-
-
-def _check_fine_tuning(config, source):
-    """A fine-tuned model keeps its network: a setting that would change it is an error, not ignored."""
-    given = [other] if (other := _other_architecture(config, source)) else []
-    if config.capsule_bias and not source.digit_caps.use_bias:
-        given.append("`capsule_bias` (the model has no capsule biases)")
-    if config.decoder_init != "default":
-        given.append(f"`decoder_init` {config.decoder_init} (its decoder is trained already)")
-    if given:
-        raise TrainingError(
-            f"`weights` {config.weights}: a fine-tuned model keeps its network; leave unset {'; '.join(given)}."
-        )
-
-
-def _few(names):
-    return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
 
 
 def batches(split, config, training, seed=None, first_epoch=0, fill_value=0.0):
@@ -167,83 +103,12 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["seconds"] = round(end - self._start, 2)
 
 
-def _figures(model, history, test, save_dir, matrix, names):
-    x_test = spread_images(test, 50)
-    paths = {}
-    if history:
-        paths["curves"] = os.path.join(save_dir, "training_curves.png")
-        figures.plot_history(history, paths["curves"])
-    paths["confusion"] = _plot_confusion(matrix, names, save_dir)
-    paths["reconstructions"] = os.path.join(save_dir, "reconstructions.png")
-    figures.plot_reconstructions(model, x_test, paths["reconstructions"])
-    paths["manipulate_latent"] = os.path.join(save_dir, "manipulate_latent.png")
-    figures.plot_manipulated_latent(model, x_test[0], paths["manipulate_latent"])
-    return paths
-
-
-def _plot_confusion(matrix, names, save_dir):
-    """Draws the confusion matrix (a run's and a search's figure) and returns its path."""
-    path = os.path.join(save_dir, "confusion_matrix.png")
-    figures.plot_confusion(matrix, names, path)
-    return path
-
-
-def _printed_names(class_names, classes):
-    """The names a run prints and records per class: the model's or data's, else the ids as text."""
-    return class_names or [str(i) for i in range(classes)]
-
-
-def _class_results(model, test, config, data, path):
-    """`(names, matrix, rows)`: the test set's confusion matrix and its per-class rows
-    (`evaluation`), under the names a run prints; the images it got wrong are written
-    to `path` (CSV, the most confident mistakes first)."""
-    names = _printed_names(model.class_names or data.info.class_names, model.classes)
-    predictions = evaluation.predict_classes(model, batches(test, config, training=False))
-    matrix = evaluation.count_confusion(predictions, model.classes)
-    wrong = evaluation.mistakes(predictions, names, data.test_files)
-    checkpoints.atomic_write_csv(path, wrong, columns=evaluation.MISTAKE_COLUMNS)
-    return names, matrix, evaluation.per_class(matrix, names)
-
-
-def resolve_invert(config, train, info, sample=200):
-    """`(invert, why)`: whether a run's model inverts its images (`CapsNet`'s `invert_input`).
-    `"auto"`: for grey images of dark strokes on a light background (their edges' median
-    brightness above `LIGHT_BACKGROUND` in `sample` images spread over the training set), which learnt worse
-    than the same images inverted (BENCHMARKS.md, "Grey images on white"); not for colour
-    images, nor a TFDS set read from its files (not worth a pass over them)."""
-    if config.invert_input != "auto":
-        return config.invert_input == "on", "as asked"
-    if info.image_shape[-1] != 1:
-        return False, "colour images"
-    if isinstance(train, TfdsSplit):
-        return False, "a TFDS set read from its files"
-    brightness = border_brightness(spread_images(train, sample))
-    return brightness > LIGHT_BACKGROUND, f"grey images, their edges' median brightness {brightness:.2f}"
-
-
-def _check_kept_invert(config, model, what):
-    """A model that keeps its own `invert_input` (resumed, tested): another asked is an error, not ignored."""
-    if config.invert_input != "auto" and (config.invert_input == "on") != model.invert_input:
-        raise TrainingError(
-            f"{what} keeps its model's `invert_input` ({'on' if model.invert_input else 'off'}); "
-            f"leave `invert_input` {config.invert_input} unset (auto)."
-        )
-
-
-def _print_invert(config, invert, why):
-    if invert and config.invert_input == "auto":
-        print(
-            f"Inverting the images inside the model (`invert_input` auto: {why}, a light background): "
-            "the network sees light strokes on dark; prediction and exported files take the images as they are."
-        )
-
-
 def _class_weight(config, train, info):
     """`fit`'s `class_weight` for `config.class_weight` (None: unweighted), after a line on the
     classes' balance: their weights' range, or a note when unweighted classes are unequal."""
     if config.class_weight == "none" and isinstance(train, TfdsSplit):
         return None  # its labels would cost a pass over its files, for a note only
-    names = _printed_names(info.class_names, info.classes)
+    names = printed_names(info.class_names, info.classes)
     counts = class_weights.class_counts(split_labels(train), info.classes)
     if config.class_weight == "none":
         note = class_weights.unequal_note(counts, names)
@@ -260,7 +125,7 @@ def _prepare(config):
     checkpoints.check_writable(config.save_dir)
     checkpoints.remove_temporaries(config.save_dir)
     if config.weights:  # a mistyped model is named before the data are read (a folder's can take minutes)
-        _load_model(config.weights, check_only=True)
+        load_model(config.weights, check_only=True)
     # Made first: a multi-worker strategy must exist before other TensorFlow work.
     try:
         strategy = make_strategy(config.strategy)
@@ -286,94 +151,6 @@ def _prepare(config):
     return strategy, seed, policy, data
 
 
-def model_options(config):
-    """The CapsNet arguments a run's settings give beyond its architecture: the authors'
-    levers (a run's model and every trial of a search take them)."""
-    return {"capsule_bias": config.capsule_bias, "loss_form": config.loss_form, **DECODER_INITS[config.decoder_init]}
-
-
-def resolve_architecture(config, info):
-    """`(name, why)`: the named architecture of a run; `"auto"` chooses from the data's images
-    (`keras_caps.models.capsnet.choose_architecture`)."""
-    if config.architecture != "auto":
-        return config.architecture, "as asked"
-    return choose_architecture(info.image_shape, info.classes)
-
-
-def _continue_in_policy(model, config, path):
-    """A loaded model in the policy this run computes in: its own, unless `mixed_precision` asks
-    for another or this machine would only emulate it (a bf16 run resumed on an AVX2-only CPU)."""
-    policy = policy_for_saved(model.dtype_policy.name, config.mixed_precision)
-    if policy != model.dtype_policy.name:
-        why = "as asked" if config.mixed_precision != "auto" else "this machine would only emulate its policy"
-        going_on = "scoring it" if config.testing else "continuing"
-        print(f"{path} computes in {model.dtype_policy.name}; {going_on} in {policy} ({why}), same weights.")
-    return with_policy(model, policy)
-
-
-def _build_or_resume(config, info, steps, done, checkpoint, train):
-    """The model of the run: loaded for `testing`, resumed from `checkpoint`, or new (fine-tuned,
-    transferred or fresh, inverting its images as `resolve_invert` says for `train`)."""
-    if config.testing:
-        model = _continue_in_policy(_load_model(config.weights), config, config.weights)
-        _check_kept_invert(config, model, f"`weights` {config.weights}: a tested model")
-        if not model.compiled:  # a preset's model is saved without its optimizer
-            model.compile()
-        return model
-    rate = _schedule(config, steps)
-    if done and checkpoint:
-        if not config.resume:
-            print(f"{config.save_dir} holds an interrupted run ({done} epochs done): resuming it.")
-        model = _continue_in_policy(_load_model(checkpoint, "save_dir"), config, checkpoint)
-        _check_kept_invert(config, model, f"{config.save_dir}: a resumed run")
-        # The checkpoint's optimizer carries the schedule it was saved with; the
-        # config's replaces it (the same one for the same settings), so a resumed
-        # run can change its rate or length, and checkpoints from before
-        # schedules were saved get one.
-        model.optimizer.learning_rate = rate
-        return model
-    if config.resume:
-        print(f"resume: no checkpoint in {config.save_dir}; starting afresh.")
-    invert, why = resolve_invert(config, train, info)
-    _print_invert(config, invert, why)
-    run_settings = {
-        "invert_input": invert,
-        "routings": config.routings,
-        "lam_recon": config.lam_recon,
-        "loss_form": config.loss_form,
-        "class_names": info.class_names or None,
-    }
-    if config.transfer:
-        model = _transfer(_load_model(config.weights), config, info, run_settings)
-    elif config.weights and not config.weights.endswith(".weights.h5"):
-        # Fine-tuning a saved model or preset: its architecture, this run's loss and routing.
-        source = _load_model(config.weights)
-        check_fits(source, info, f"`weights` {config.weights}", transferable=True)
-        _check_fine_tuning(config, source)
-        settings = {k: v for k, v in source.get_config().items() if k not in ("name", "dtype")}
-        names = source.class_names or run_settings["class_names"]  # the data's, where the model has none
-        model = CapsNet.from_config({**settings, **run_settings, "class_names": names})  # built by its constructor
-        model.set_weights(source.get_weights())
-        print(f"Fine-tuning {config.weights}: its architecture, this run's schedule.")
-    else:
-        architecture, why = resolve_architecture(config, info)
-        if config.architecture == "auto":
-            print(f"Architecture {architecture}, chosen by `architecture` auto: {why}.")
-        model = CapsNet.from_architecture(
-            architecture,
-            input_shape=info.image_shape,
-            classes=info.classes,
-            **{**model_options(config), **run_settings},
-        )
-        if config.weights:
-            model.load_weights(config.weights)
-    momentum = config.ema_momentum
-    ema = {"use_ema": True, "ema_momentum": momentum} if momentum else {}
-    adam = EMAWarmupAdam if momentum and config.ema_warmup else keras.optimizers.Adam
-    model.compile(optimizer=adam(rate, **ema))
-    return model
-
-
 def settings_for_run(config, steps):
     """`config` as a run of `steps` batches an epoch uses it, and records it in metrics.json.
 
@@ -392,15 +169,6 @@ def settings_for_run(config, steps):
     if momentum and "ema_momentum" in config.from_recipe and total * (1 - momentum) < schedules.SHORT_RUN_SHARE:
         changes["ema_momentum"] = max(0.0, 1 - schedules.SHORT_RUN_SHARE / total)
     return dataclasses.replace(config, **changes) if changes else config
-
-
-def _schedule(config, steps):
-    try:
-        return schedules.learning_rate_schedule(
-            config.lr_schedule, config.lr, steps, config.epochs * steps, config.lr_decay, config.warmup_steps
-        )
-    except ValueError as error:
-        raise TrainingError(str(error).replace("learning_rate_schedule: ", "")) from None
 
 
 def run(config, command=None):
@@ -447,7 +215,7 @@ def run(config, command=None):
             with open(history_path) as fh:
                 history = [row for row in json.load(fh) if row["epoch"] <= done]
     with strategy.scope():
-        model = _build_or_resume(config, info, steps, done, checkpoint, train)
+        model = build_or_resume(config, info, steps, done, checkpoint, train)
     # A resumed or tested model keeps the policy it was saved with where this machine runs it
     # (CapsNet's config carries it to every layer), whatever `auto` would pick for a new one.
     policy = model.dtype_policy.name
@@ -512,15 +280,16 @@ def run(config, command=None):
         checkpoints.save_model_atomic(model, os.path.join(out_dir, "final.keras"))
     train_seconds = time.time() - start
 
+    test_data = batches(test, config, training=False)
     if validate_on_test and epochs_run:
         # The last epoch's validation already scored these weights on the test set.
         results = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
     else:
-        results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
+        results = model.evaluate(test_data, verbose=0, return_dict=True)
     mistakes_file = "test_mistakes.csv" if config.testing else "mistakes.csv"
-    names, matrix, classes = _class_results(model, test, config, data, os.path.join(out_dir, mistakes_file))
+    names, matrix, classes = class_results(model, test_data, data, os.path.join(out_dir, mistakes_file))
     held_out = bool(history) and not validate_on_test
-    figure_paths = _figures(model, history, test, out_dir, matrix, names) if config.figures else {}
+    figure_paths = plot_figures(model, history, test, out_dir, matrix, names) if config.figures else {}
     metrics = {
         "test_accuracy": results["accuracy"],
         "test_error": 1.0 - results["accuracy"],
@@ -568,44 +337,11 @@ def run(config, command=None):
     acc = results["accuracy"]
     print(
         f"Test accuracy {100 * acc:.2f}% (error {100 * (1 - acc):.2f}%) on {info.test_size} "
-        f"{info.name} images; {_count(metrics['epochs'] or 0, 'epoch')}, {train_seconds:.0f} s this run; "
+        f"{info.name} images; {count(metrics['epochs'] or 0, 'epoch')}, {train_seconds:.0f} s this run; "
         f"results in {save_dir}/"
     )
-    _print_weakest(classes, metrics["mistakes"])
+    print_weakest(classes, metrics["mistakes"])
     return metrics
-
-
-def _print_weakest(rows, mistakes_path):
-    weakest = evaluation.weakest_classes(rows)
-    if weakest:
-        wrong = sum(row["images"] - row["correct"] for row in rows)
-        print(f"Weakest classes: {weakest}.")
-        print(f"The {_count(wrong, 'test image')} it got wrong, the most confident first: {mistakes_path}")
-
-
-def _count(n, noun):
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def preset_metadata(metrics, dataset, test_images, command):
-    """What a run's preset records of it (from its `metrics`): data, accuracy, command, seed, machine."""
-    config = metrics["config"]
-    return {
-        "description": f"CapsNet ({metrics['architecture']}) trained by keras-caps on {dataset}",
-        "dataset": dataset,
-        "data_source": metrics["data_source"],
-        "architecture": metrics["architecture"],
-        "invert_input": metrics.get("invert_input", False),  # runs before the option had none
-        "test_accuracy": metrics["test_accuracy"],
-        "test_images": test_images,
-        "epochs": metrics["epochs"],
-        "seed": config["seed"],
-        "command": command,
-        "machine": metrics["machine"],
-        "policy": metrics["policy"],
-        "backend": metrics["backend"],
-        "config": config,
-    }
 
 
 def _check_search_settings(config):
@@ -661,12 +397,12 @@ def tune(config):
         train, val = split_validation(train, config.val_split or 0.1, seed)
     class_weight = _class_weight(config, train, info)
     invert, invert_why = resolve_invert(config, train, info)
-    _print_invert(config, invert, invert_why)
+    print_invert(config, invert, invert_why)
     model_kwargs = {**model_options(config), "class_names": info.class_names or None, "invert_input": invert}
     stem = None
     if config.transfer:  # every trial keeps this model's stem; made once here to check it serves
-        stem = _load_model(config.weights)
-        _transfer(stem, config, info, model_kwargs)
+        stem = load_model(config.weights)
+        transfer(stem, config, info, model_kwargs)
         architecture, why = architecture_of(stem) or "its own", f"the stem of {config.weights}"
     else:
         architecture, why = resolve_architecture(config, info)
@@ -710,10 +446,11 @@ def tune(config):
     model.optimizer.build(model.trainable_variables)  # a loadable .keras with a whole optimizer
     checkpoints.atomic_write_json(os.path.join(save_dir, "best_hyperparameters.json"), hp)
     checkpoints.save_model_atomic(model, os.path.join(save_dir, "best.keras"))
-    results = model.evaluate(batches(test, config, training=False), verbose=0, return_dict=True)
+    test_data = batches(test, config, training=False)
+    results = model.evaluate(test_data, verbose=0, return_dict=True)
     mistakes_path = os.path.join(save_dir, "mistakes.csv")
-    names, matrix, classes = _class_results(model, test, config, data, mistakes_path)
-    figure_paths = {"confusion": _plot_confusion(matrix, names, save_dir)} if config.figures else {}
+    names, matrix, classes = class_results(model, test_data, data, mistakes_path)
+    figure_paths = {"confusion": plot_confusion(matrix, names, save_dir)} if config.figures else {}
     trials = tuner.oracle.trials.values()
     summary = {
         "best_hyperparameters": hp,
@@ -742,5 +479,5 @@ def tune(config):
         f"{100 * results['accuracy']:.2f}% ({summary['trials_completed']} trials); "
         f"results in {save_dir}/best.keras, best_hyperparameters.json, tuning.json"
     )
-    _print_weakest(classes, mistakes_path)
+    print_weakest(classes, mistakes_path)
     return summary
