@@ -155,3 +155,16 @@ def test_capsnet_fits_a_tf_data_dataset_with_callbacks():
     assert len(seen) == 3
     assert {"loss", "accuracy", "margin_loss", "reconstruction_loss", "val_accuracy"} <= set(seen[-1])
     assert seen[-1]["loss"] < seen[0]["loss"]
+
+
+def test_datasets_made_here_are_marked_scaled_and_not_looked_at_again():
+    """CapsNet.fit looks at a dataset's first batch for its range (which could cost a shuffle
+    buffer of decoded files), but not at one make_dataset scaled itself; a map of it is a new
+    dataset, looked at again."""
+    from keras_caps.models.image_range import first_images
+
+    images = np.random.default_rng(0).integers(0, 256, (20, 6, 6, 1), dtype=np.uint8)
+    ds = data.make_dataset(images, np.arange(20) % 2, 10, training=True, seed=0, repeat=True, shift_pixels=1)
+    assert first_images(ds) is None
+    mapped = first_images(ds.map(lambda x, y: (x * 255, y)))
+    assert mapped.shape == (10, 6, 6, 1) and float(np.max(mapped)) > 200

@@ -263,3 +263,24 @@ def test_a_colour_tfds_set_trains_streamed_from_its_files(tmp_path, monkeypatch)
     metrics = json.load(open(os.path.join(save, "metrics.json")))
     assert metrics["image_shape"] == [32, 32, 3] and metrics["architecture"] == "paper_norm"
     assert len(metrics["class_names"]) == 10 and metrics["data_in_memory"] is False
+
+
+def test_a_keras_image_folder_dataset_is_told_to_scale_its_images(tmp_path):
+    """`keras.utils.image_dataset_from_directory` gives pixels in [0, 255]: `CapsNet.fit` names
+    the range and the fix before a step, and the fixed dataset trains."""
+    from tests.helpers import small_model
+
+    write_image_folder(str(tmp_path / "images"), ("cat", "dog"), per_class=4, size=(12, 12), mode="L")
+    images = keras.utils.image_dataset_from_directory(
+        str(tmp_path / "images"), image_size=(12, 12), color_mode="grayscale", batch_size=4, verbose=False
+    )
+    model = small_model(classes=2)
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"to 255 in its first batch: divide them by 255 \(in a tf\.data pipeline"):
+        model.fit(images, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 0
+    scaled = images.map(lambda x, y: (x / 255, y))
+    model.fit(scaled, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 2
+    with pytest.raises(ValueError, match=r"CapsNet\.evaluate: .*to 255 in its first batch"):
+        model.evaluate(images, verbose=0)

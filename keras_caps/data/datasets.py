@@ -14,6 +14,7 @@ import numpy as np
 from keras_caps.data.augment import augment_images, check_flip, check_rotation
 from keras_caps.data.folders import FileSplit, decode_all, decode_image, is_image_folder, open_folder
 from keras_caps.data.idx import DataError, load_mnist_idx
+from keras_caps.models.image_range import mark_scaled
 
 # TensorFlow is imported where used: `load_arrays` on IDX files needs numpy only,
 # so a run on another backend can go without TensorFlow.
@@ -524,7 +525,7 @@ def _scale_augment_prefetch(ds, divisor, training, augment, seed):
     # alternate elements of the same (identically seeded) order.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options)
+    return mark_scaled(ds.with_options(options))
 
 
 def _stream_dataset(split, batch_size, training, augment, seed, repeat, first_epoch, steps_per_epoch):

@@ -12,6 +12,7 @@ from keras_caps.initializers import TORCH_UNIFORM, FanInUniform
 from keras_caps.layers.dense_capsule import DenseCapsule, check_routings
 from keras_caps.layers.primary_capsule import PrimaryCapsule
 from keras_caps.models import presets
+from keras_caps.models.image_range import check_image_range
 from keras_caps.models.multi_worker import local_values, step_outputs
 
 
@@ -496,7 +497,22 @@ class CapsNet(keras.Model):
 
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, returning the class scores `(n, classes)` alone."""
+        check_image_range(x, "predict")
         return super().predict(x, *args, **kwargs)["scores"]
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after a look at the first batch of `x` and of `validation_data`:
+        images not scaled to [0, 1] are a ValueError that says so (`image_range`)."""
+        check_image_range(x, "fit")
+        check_image_range(kwargs.get("validation_data"), "fit (validation_data)")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, after the same look at `x` as `fit` (not again for the
+        validation that `fit` runs through it each epoch)."""
+        if not kwargs.get("_use_cached_eval_dataset"):
+            check_image_range(x, "evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
 
     def one_hot(self, labels):
         """Integer labels `(batch,)`/`(batch, 1)` or one-hot `(batch, classes)` to one-hot float32."""

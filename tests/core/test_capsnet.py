@@ -165,6 +165,56 @@ def test_bad_inputs_are_clear_errors():
         small_model().one_hot(np.zeros((2, 5)))
 
 
+def test_images_not_scaled_to_one_are_refused_before_any_step():
+    """Images in [0, 255] (what keras.utils.image_dataset_from_directory gives) or [-1, 1] would
+    train without an error into a wrong model: fit, evaluate and predict name the range first."""
+    x, y = toy_data(n=16)
+    model = small_model()
+    model.compile(optimizer="adam")
+    weights = model.get_weights()
+    dark = r"scaled to \[0, 1\]; they hold values from 0\.\d+ to 255: divide them by 255"
+    with pytest.raises(ValueError, match=r"CapsNet\.fit: .*" + dark):
+        model.fit(x * 255, y, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 0  # refused before a step
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    with pytest.raises(ValueError, match=r"CapsNet\.fit \(validation_data\): .*" + dark):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x * 255, y))
+    with pytest.raises(ValueError, match=r"CapsNet\.evaluate: .*divide them by 255"):
+        model.evaluate(x * 255, y, verbose=0)
+    with pytest.raises(ValueError, match=r"CapsNet\.predict: .*from -1 to 1: .*\(x \+ 1\) / 2"):
+        model.predict(x * 2 - 1, verbose=0)
+    with pytest.raises(ValueError, match=r"CapsNet\.predict: .*from 0 to 255"):
+        model.predict((x * 255).astype("uint8"), verbose=0)
+
+    class Batches(keras.utils.PyDataset):  # a dataset is looked at through its first batch
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return x[8 * i : 8 * i + 8] * 255, y[8 * i : 8 * i + 8]
+
+    with pytest.raises(ValueError, match=r"CapsNet\.fit: .*to 255 in its first batch: divide them by 255"):
+        model.fit(Batches(), epochs=1, verbose=0)
+
+
+def test_the_range_is_looked_at_once_per_call_and_lets_scaled_images_through(monkeypatch):
+    """Once for x and once for validation_data: not again for the validation fit runs each epoch.
+    A resize's overshoot and NaN pixels (left to the caller, as documented) pass."""
+    from keras_caps.models import capsnet
+
+    looked, check = [], capsnet.check_image_range
+    monkeypatch.setattr(capsnet, "check_image_range", lambda x, where: looked.append(where) or check(x, where))
+    x, y = toy_data(n=16)
+    model = small_model()
+    model.compile(optimizer="adam")
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, validation_data=(x, y))
+    assert looked == ["fit", "fit (validation_data)"]
+    model.evaluate(np.clip(x * 1.2 - 0.1, -0.2, 1.2), y, verbose=0)
+    x[1, 5, 5, 0] = np.nan
+    assert model.predict(x, verbose=0).shape == (16, 3)
+    assert looked == ["fit", "fit (validation_data)", "evaluate", "predict"]
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_images_give_nan_scores(bad):
     """Documented behaviour: a NaN or infinite pixel makes that image's scores
