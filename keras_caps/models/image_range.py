@@ -3,9 +3,10 @@
 CapsNet takes float images scaled to [0, 1]: its decoder draws them back through a sigmoid and
 `invert_input` turns them to `1 - x`. Images left in [0, 255] (what `keras.utils.
 image_dataset_from_directory` gives) or scaled to [-1, 1] would train without an error, with a
-loss made almost all of a reconstruction error the decoder cannot lower. Inside a compiled step
-no backend-neutral check can stop them, so the data are looked at once, before the steps: an
-array whole, a dataset through its first batch."""
+loss made almost all of a reconstruction error the decoder cannot lower; NaN or infinite pixels
+would give scores that mean nothing. Inside a compiled step no backend-neutral check can stop
+them, so the data are looked at once, before the steps: an array whole, a dataset through its
+first batch."""
 
 import math
 import sys
@@ -66,8 +67,9 @@ def _images_of(element):
 
 
 def check_image_range(x, where):
-    """Raises ValueError naming the range found when `x`'s first batch (`first_images`) was not
-    scaled to [0, 1]; `where` names the call (`fit`, `validation_data`, ...)."""
+    """Raises ValueError when the images of `x` (`first_images`) were not scaled to [0, 1] or
+    hold NaN or infinite pixels, naming what it found and the fix; `where` names the call
+    (`fit`, `fit (validation_data)`, ...)."""
     images = first_images(x)
     if images is None:
         return
@@ -76,14 +78,16 @@ def check_image_range(x, where):
         images = keras.ops.convert_to_numpy(images)
     if not images.size or not np.issubdtype(images.dtype, np.number):
         return
-    # Non-finite pixels are left to the caller (the model gives NaN scores for their images;
-    # train.py refuses them up front): the range is that of the finite ones.
     low, high = float(np.min(images)), float(np.max(images))
     if not (math.isfinite(low) and math.isfinite(high)):
-        finite = images[np.isfinite(images)]
-        if not finite.size:
-            return
-        low, high = float(finite.min()), float(finite.max())
+        # A compiled TensorFlow step turns them into ordinary-looking scores (its fused
+        # convolution and ReLU give 0 for NaN), where an eager call gives NaN.
+        bad = np.flatnonzero(~np.isfinite(images.reshape(images.shape[0] if images.ndim else 1, -1)).all(axis=1))
+        some = f"{len(bad)} images{batch} hold" if len(bad) > 1 else f"1 image{batch} holds"
+        raise ValueError(
+            f"CapsNet.{where}: {some} NaN or infinite pixels (the first: image {bad[0]}); remove or "
+            "repair them: their scores would mean nothing."
+        )
     if high <= HIGHEST and low >= LOWEST:
         return
     if high > HIGHEST and low >= LOWEST:

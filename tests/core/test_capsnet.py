@@ -199,7 +199,7 @@ def test_images_not_scaled_to_one_are_refused_before_any_step():
 
 def test_the_range_is_looked_at_once_per_call_and_lets_scaled_images_through(monkeypatch):
     """Once for x and once for validation_data: not again for the validation fit runs each epoch.
-    A resize's overshoot and NaN pixels (left to the caller, as documented) pass."""
+    A resize's overshoot passes."""
     from keras_caps.models import capsnet
 
     looked, check = [], capsnet.check_image_range
@@ -210,15 +210,31 @@ def test_the_range_is_looked_at_once_per_call_and_lets_scaled_images_through(mon
     model.fit(x, y, batch_size=8, epochs=3, verbose=0, validation_data=(x, y))
     assert looked == ["fit", "fit (validation_data)"]
     model.evaluate(np.clip(x * 1.2 - 0.1, -0.2, 1.2), y, verbose=0)
-    x[1, 5, 5, 0] = np.nan
     assert model.predict(x, verbose=0).shape == (16, 3)
     assert looked == ["fit", "fit (validation_data)", "evaluate", "predict"]
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_images_give_nan_scores(bad):
-    """Documented behaviour: a NaN or infinite pixel makes that image's scores
-    NaN (never a confident-looking number); the other images are untouched."""
+def test_non_finite_pixels_are_refused_by_fit_evaluate_and_predict(bad):
+    """A compiled TensorFlow step turns a NaN pixel into an ordinary-looking score (its fused
+    convolution and ReLU give 0 for NaN): the calls that take data name the images instead."""
+    x, y = toy_data(n=16)
+    model = small_model()
+    model.compile(optimizer="adam")
+    x[[3, 9], 5, 5, 0] = bad
+    refused = r"CapsNet\.predict: 2 images hold NaN or infinite pixels \(the first: image 3\); remove or repair"
+    with pytest.raises(ValueError, match=refused):
+        model.predict(x, verbose=0)
+    with pytest.raises(ValueError, match=r"CapsNet\.fit: 2 images hold NaN"):
+        model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"CapsNet\.evaluate: 1 image holds NaN .*image 0\)"):
+        model.evaluate(x[9:], y[9:], verbose=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_an_eager_call_gives_nan_scores_for_non_finite_pixels(bad):
+    """Documented behaviour of `model(x)`, which looks at no data: a NaN or infinite pixel makes
+    that image's scores NaN; the other images are untouched."""
     model = small_model()
     x = np.random.rand(3, 12, 12, 1).astype("float32")
     clean = keras.ops.convert_to_numpy(model(x)["scores"])
