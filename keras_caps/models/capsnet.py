@@ -496,13 +496,15 @@ class CapsNet(keras.Model):
         }
 
     def predict(self, x, *args, **kwargs):
-        """`keras.Model.predict`, returning the class scores `(n, classes)` alone."""
+        """`keras.Model.predict`, returning the class scores `(n, classes)` alone, after the
+        same look at `x` as `fit`."""
         check_image_range(x, "predict")
         return super().predict(x, *args, **kwargs)["scores"]
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, after a look at the first batch of `x` and of `validation_data`:
-        images not scaled to [0, 1] are a ValueError that says so (`image_range`)."""
+        """`keras.Model.fit`, after a look at the images of `x` and `validation_data` (an array
+        whole, a dataset's first batch): images not scaled to [0, 1], or with NaN or infinite
+        pixels, are a ValueError that says so (`keras_caps.models.image_range`)."""
         check_image_range(x, "fit")
         check_image_range(kwargs.get("validation_data"), "fit (validation_data)")
         return super().fit(x, y, *args, **kwargs)
