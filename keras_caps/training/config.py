@@ -58,7 +58,7 @@ class TrainConfig:
         "fast",
         "The schedule settings left unset take (epochs, lr, lr_decay, lr_schedule, warmup_steps, "
         "ema_momentum). fast (the default) is 20 epochs of the paper's model (its measured test error: "
-        "BENCHMARKS.md, section 1); long is its shape over the ports' 50 epochs; reference is the "
+        "BENCHMARKS.md, section 1); long is its shape over the ports' 50 epochs (on MNIST no better); reference is the "
         "PyTorch/Keras ports' schedule, 50 epochs; micro is "
         f"architecture micro's. {_RECIPES_TEXT}.",
         RECIPE_NAMES,
