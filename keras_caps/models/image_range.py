@@ -59,6 +59,7 @@ def first_images(x):
 
 
 def _images_of(element):
+    """The images of one batch: the batch itself, or the first of an `(images, labels, ...)` tuple."""
     if isinstance(element, (tuple, list)):
         element = element[0] if element else None
     if element is None or isinstance(element, dict) or not hasattr(element, "shape"):

@@ -9,6 +9,8 @@ from keras_caps.training import checkpoints, evaluation, figures
 
 
 def plot_figures(model, history, test, save_dir, matrix, names):
+    """A run's PNG figures in `save_dir` (curves, confusion matrix, reconstructions and one image's
+    capsule dimensions varied, from 50 spread test images); returns their paths by name."""
     x_test = spread_images(test, 50)
     paths = {}
     if history:
@@ -47,6 +49,7 @@ def class_results(model, test_batches, data, path):
 
 
 def print_weakest(rows, mistakes_path):
+    """The lines that end a run or search: its weakest classes and where its mistakes are listed."""
     weakest = evaluation.weakest_classes(rows)
     if weakest:
         wrong = sum(row["images"] - row["correct"] for row in rows)
@@ -55,6 +58,7 @@ def print_weakest(rows, mistakes_path):
 
 
 def count(n, noun):
+    """`n` and `noun`, plural unless one."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
