@@ -167,7 +167,8 @@ def test_bad_inputs_are_clear_errors():
 
 def test_images_not_scaled_to_one_are_refused_before_any_step():
     """Images in [0, 255] (what keras.utils.image_dataset_from_directory gives) or [-1, 1] would
-    train without an error into a wrong model: fit, evaluate and predict name the range first."""
+    train without an error, with a decoder that cannot draw them: fit, evaluate and predict name
+    the range first."""
     x, y = toy_data(n=16)
     model = small_model()
     model.compile(optimizer="adam")
